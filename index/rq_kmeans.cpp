@@ -1,0 +1,206 @@
+#include "index/rq_kmeans.h"
+
+#include <faiss/impl/FaissException.h>
+#include <faiss/impl/ResidualQuantizer.h>
+#include <faiss/impl/io.h>
+#include <faiss/utils/distances.h>
+#include <faiss/utils/hamming.h>
+#include <omp.h>
+
+#include <bit>
+#include <cmath>
+#include <map>
+#include <vector>
+
+#include "index/file_util.h"
+#include "index/model_file.h"
+
+namespace semid {
+namespace {
+
+std::vector<float> normalized_copy(std::size_t n, std::size_t d, const float* x) {
+  std::vector<float> out(x, x + n * d);
+  faiss::fvec_renorm_L2(d, n, out.data());
+  return out;
+}
+
+int bits_of(int codebook_size) { return std::countr_zero(static_cast<unsigned>(codebook_size)); }
+
+}  // namespace
+
+Status RqKMeansConfig::validate() const {
+  if (dim < 1 || dim > (1 << 20)) {
+    return Status::invalid_argument("dim = " + std::to_string(dim) + ": must be in [1, 1048576]");
+  }
+  if (levels < 1 || levels > 16) {
+    return Status::invalid_argument("levels = " + std::to_string(levels) + ": must be in [1, 16]");
+  }
+  if (codebook_size < 2 || codebook_size > 65536 || !std::has_single_bit(static_cast<unsigned>(codebook_size))) {
+    return Status::invalid_argument("codebook_size = " + std::to_string(codebook_size) +
+                                    ": RQ-KMeans needs a power of two in [2, 65536]");
+  }
+  if (beam_size < 1 || beam_size > 256) {
+    return Status::invalid_argument("beam_size = " + std::to_string(beam_size) + ": must be in [1, 256]");
+  }
+  if (metric != Metric::kCosine && metric != Metric::kL2) {
+    return Status::invalid_argument(std::string("metric = ") + metric_name(metric) +
+                                    ": must be 'cosine' or 'l2'");
+  }
+  return Status::ok();
+}
+
+nlohmann::json RqKMeansConfig::to_json() const {
+  return {{"dim", dim}, {"levels", levels}, {"codebook_size", codebook_size},
+          {"beam_size", beam_size}, {"metric", metric_name(metric)}};
+}
+
+Result<RqKMeansConfig> RqKMeansConfig::from_json(const nlohmann::json& j) {
+  if (!j.is_object()) return Status::invalid_argument("RQ-KMeans config must be a JSON object");
+  RqKMeansConfig c;
+  try {
+    for (const auto& [key, value] : j.items()) {
+      if (key == "dim") c.dim = value.get<int>();
+      else if (key == "levels") c.levels = value.get<int>();
+      else if (key == "codebook_size") c.codebook_size = value.get<int>();
+      else if (key == "beam_size") c.beam_size = value.get<int>();
+      else if (key == "metric") {
+        SEMID_ASSIGN_OR_RETURN(c.metric, parse_metric(value.get<std::string>()));
+      } else {
+        return Status::invalid_argument("unknown RQ-KMeans config field '" + key + "'");
+      }
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return Status::invalid_argument(std::string("RQ-KMeans config has a field of the wrong type: ") +
+                                    e.what());
+  }
+  SEMID_RETURN_IF_ERROR(c.validate());
+  return c;
+}
+
+RqKMeans::RqKMeans(RqKMeansConfig config, std::unique_ptr<faiss::ResidualQuantizer> rq)
+    : config_(std::move(config)), rq_(std::move(rq)) {}
+RqKMeans::~RqKMeans() = default;
+
+namespace {
+std::map<std::string, safetensors::Tensor> export_codebooks(const RqKMeansConfig& c,
+                                                            const faiss::ResidualQuantizer& rq) {
+  return {{"codebooks", safetensors::Tensor::from_floats({c.levels, c.codebook_size, c.dim},
+                                                         rq.codebooks)}};
+}
+
+std::unique_ptr<faiss::ResidualQuantizer> make_rq(const RqKMeansConfig& c) {
+  auto rq = std::make_unique<faiss::ResidualQuantizer>(
+      static_cast<std::size_t>(c.dim), static_cast<std::size_t>(c.levels),
+      static_cast<std::size_t>(bits_of(c.codebook_size)));
+  rq->max_beam_size = c.beam_size;
+  return rq;
+}
+}  // namespace
+
+void RqKMeans::refresh_content_hash() {
+  hash_ = model_file::content_hash(kind(), config_.to_json(), export_codebooks(config_, *rq_));
+}
+
+Result<std::unique_ptr<RqKMeans>> RqKMeans::train(const RqKMeansConfig& config,
+                                                  const RqKMeansTrainOptions& options,
+                                                  std::size_t n, const float* x) {
+  SEMID_RETURN_IF_ERROR(config.validate());
+  if (options.iterations < 1 || options.threads < 1) {
+    return Status::invalid_argument("iterations and threads must be >= 1");
+  }
+  SEMID_RETURN_IF_ERROR(check_finite(n, static_cast<std::size_t>(config.dim), x));
+  if (n < static_cast<std::size_t>(config.codebook_size)) {
+    return Status::invalid_argument("too few training items: " + std::to_string(n) +
+                                    " < codebook_size " + std::to_string(config.codebook_size));
+  }
+  auto rq = make_rq(config);
+  rq->cp.niter = options.iterations;
+  rq->cp.seed = static_cast<int>(options.seed % 1000003);
+  rq->cp.min_points_per_centroid = 1;
+  rq->cp.max_points_per_centroid = 1 << 30;
+  const int saved_threads = omp_get_max_threads();
+  omp_set_num_threads(options.threads);
+  try {
+    if (config.metric == Metric::kCosine) {
+      auto normalized = normalized_copy(n, static_cast<std::size_t>(config.dim), x);
+      rq->train(n, normalized.data());
+    } else {
+      rq->train(n, x);
+    }
+  } catch (const faiss::FaissException& e) {
+    omp_set_num_threads(saved_threads);
+    return Status::internal(std::string("FAISS residual quantizer training failed: ") + e.what());
+  }
+  omp_set_num_threads(saved_threads);
+  std::unique_ptr<RqKMeans> model(new RqKMeans(config, std::move(rq)));
+  model->refresh_content_hash();
+  return model;
+}
+
+Status RqKMeans::encode(std::size_t n, const float* x, std::int32_t* codes) const {
+  const auto d = static_cast<std::size_t>(config_.dim);
+  SEMID_RETURN_IF_ERROR(check_finite(n, d, x));
+  std::vector<float> normalized;
+  if (config_.metric == Metric::kCosine) {
+    normalized = normalized_copy(n, d, x);
+    x = normalized.data();
+  }
+  std::vector<std::uint8_t> packed(n * rq_->code_size);
+  rq_->compute_codes(x, packed.data(), n);
+  const auto L = static_cast<std::size_t>(config_.levels);
+  const int nbits = bits_of(config_.codebook_size);
+  for (std::size_t i = 0; i < n; ++i) {
+    faiss::BitstringReader reader(packed.data() + i * rq_->code_size, rq_->code_size);
+    for (std::size_t l = 0; l < L; ++l) codes[i * L + l] = static_cast<std::int32_t>(reader.read(nbits));
+  }
+  return Status::ok();
+}
+
+Status RqKMeans::decode(std::size_t n, const std::int32_t* codes, float* out) const {
+  const auto L = static_cast<std::size_t>(config_.levels);
+  for (std::size_t i = 0; i < n * L; ++i) {
+    if (codes[i] < 0 || codes[i] >= config_.codebook_size) {
+      return Status::invalid_argument("code " + std::to_string(codes[i]) + " at row " +
+                                      std::to_string(i / L) + ", level " + std::to_string(i % L) +
+                                      " is outside [0, " + std::to_string(config_.codebook_size) + ")");
+    }
+  }
+  rq_->decode_unpacked(codes, out, n);
+  return Status::ok();
+}
+
+Status RqKMeans::save(const std::string& path) const {
+  SEMID_ASSIGN_OR_RETURN(std::string bytes,
+                         model_file::serialize(kind(), config_.to_json(), export_codebooks(config_, *rq_)));
+  return write_file_atomically(path, bytes).with_context("saving model");
+}
+
+Result<std::unique_ptr<RqKMeans>> RqKMeans::from_parsed(const model_file::Parsed& parsed) {
+  if (parsed.kind != "rqkmeans") {
+    return Status::invalid_argument("model file holds a '" + parsed.kind + "' model, not 'rqkmeans'");
+  }
+  SEMID_ASSIGN_OR_RETURN(RqKMeansConfig config, RqKMeansConfig::from_json(parsed.config));
+  SEMID_ASSIGN_OR_RETURN(std::vector<float> books, parsed.archive.floats("codebooks"));
+  SEMID_RETURN_IF_ERROR(parsed.archive
+                            .tensor("codebooks", safetensors::DType::kF32,
+                                    {config.levels, config.codebook_size, config.dim})
+                            .status());
+  if (parsed.archive.names().size() != 1) {
+    return Status::corruption("an rqkmeans model file holds exactly one tensor, 'codebooks'");
+  }
+  auto rq = make_rq(config);
+  rq->codebooks = std::move(books);
+  rq->is_trained = true;
+  std::unique_ptr<RqKMeans> model(new RqKMeans(config, std::move(rq)));
+  model->hash_ = parsed.hash;
+  return model;
+}
+
+Result<std::unique_ptr<RqKMeans>> RqKMeans::load(const std::string& path) {
+  SEMID_ASSIGN_OR_RETURN(auto parsed, model_file::read(path));
+  auto model = from_parsed(parsed);
+  if (!model) return model.status().with_context("model file '" + path + "'");
+  return model;
+}
+
+}  // namespace semid

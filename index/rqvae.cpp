@@ -1,0 +1,352 @@
+#include "index/rqvae.h"
+
+#include <cstring>
+#include <map>
+
+#include "index/file_util.h"
+#include "index/model_file.h"
+#include "index/rqvae_impl.h"
+
+namespace semid {
+namespace {
+
+torch::nn::Sequential make_mlp(int in, const std::vector<int>& hidden, int out) {
+  torch::nn::Sequential mlp;
+  int width = in;
+  for (int h : hidden) {
+    mlp->push_back(torch::nn::Linear(width, h));
+    mlp->push_back(torch::nn::ReLU());
+    width = h;
+  }
+  mlp->push_back(torch::nn::Linear(width, out));
+  return mlp;
+}
+
+std::vector<int> reversed(std::vector<int> v) { return {v.rbegin(), v.rend()}; }
+
+}  // namespace
+
+// ---- config ----------------------------------------------------------------------------------
+
+const char* to_string(CodebookDistance distance) {
+  return distance == CodebookDistance::kL2 ? "l2" : "cosine";
+}
+
+Result<CodebookDistance> parse_codebook_distance(const std::string& name) {
+  if (name == "l2") return CodebookDistance::kL2;
+  if (name == "cosine") return CodebookDistance::kCosine;
+  return Status::invalid_argument("codebook_distance must be 'l2' or 'cosine', got '" + name + "'");
+}
+
+Status RqVaeConfig::validate() const {
+  auto bad = [](const std::string& field, const std::string& value, const std::string& rule) {
+    return Status::invalid_argument(field + " = " + value + ": " + rule);
+  };
+  if (dim < 1 || dim > (1 << 20)) return bad("dim", std::to_string(dim), "must be in [1, 1048576]");
+  for (int h : hidden) {
+    if (h < 1 || h > (1 << 16)) return bad("hidden", std::to_string(h), "sizes must be in [1, 65536]");
+  }
+  if (latent_dim < 1 || latent_dim > 4096) {
+    return bad("latent_dim", std::to_string(latent_dim), "must be in [1, 4096]");
+  }
+  if (levels < 1 || levels > 16) return bad("levels", std::to_string(levels), "must be in [1, 16]");
+  if (codebook_size < 2 || codebook_size > 65536) {
+    return bad("codebook_size", std::to_string(codebook_size), "must be in [2, 65536]");
+  }
+  if (!(beta >= 0.0f && beta <= 100.0f)) {
+    return bad("beta", std::to_string(beta), "must be in [0, 100]");
+  }
+  if (metric != Metric::kCosine && metric != Metric::kL2) {
+    return bad("metric", metric_name(metric), "must be 'cosine' or 'l2'");
+  }
+  return Status::ok();
+}
+
+nlohmann::json RqVaeConfig::to_json() const {
+  return {{"dim", dim},
+          {"hidden", hidden},
+          {"latent_dim", latent_dim},
+          {"levels", levels},
+          {"codebook_size", codebook_size},
+          {"shared_codebook", shared_codebook},
+          {"codebook_distance", semid::to_string(codebook_distance)},
+          {"beta", beta},
+          {"metric", metric_name(metric)}};
+}
+
+Result<RqVaeConfig> RqVaeConfig::from_json(const nlohmann::json& j) {
+  if (!j.is_object()) return Status::invalid_argument("RQ-VAE config must be a JSON object");
+  RqVaeConfig c;
+  try {
+    for (const auto& [key, value] : j.items()) {
+      if (key == "dim") c.dim = value.get<int>();
+      else if (key == "hidden") c.hidden = value.get<std::vector<int>>();
+      else if (key == "latent_dim") c.latent_dim = value.get<int>();
+      else if (key == "levels") c.levels = value.get<int>();
+      else if (key == "codebook_size") c.codebook_size = value.get<int>();
+      else if (key == "shared_codebook") c.shared_codebook = value.get<bool>();
+      else if (key == "codebook_distance") {
+        SEMID_ASSIGN_OR_RETURN(c.codebook_distance, parse_codebook_distance(value.get<std::string>()));
+      } else if (key == "beta") c.beta = value.get<float>();
+      else if (key == "metric") {
+        SEMID_ASSIGN_OR_RETURN(c.metric, parse_metric(value.get<std::string>()));
+      } else {
+        return Status::invalid_argument("unknown RQ-VAE config field '" + key + "'");
+      }
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return Status::invalid_argument(std::string("RQ-VAE config has a field of the wrong type: ") +
+                                    e.what());
+  }
+  SEMID_RETURN_IF_ERROR(c.validate());
+  return c;
+}
+
+// ---- network ---------------------------------------------------------------------------------
+
+RqVaeNetImpl::RqVaeNetImpl(const RqVaeConfig& config)
+    : levels(config.levels),
+      normalize_output(config.metric == Metric::kCosine),
+      shared(config.shared_codebook),
+      distance(config.codebook_distance) {
+  encoder = register_module("encoder", make_mlp(config.dim, config.hidden, config.latent_dim));
+  decoder = register_module("decoder",
+                            make_mlp(config.latent_dim, reversed(config.hidden), config.dim));
+  const int books = shared ? 1 : config.levels;
+  for (int l = 0; l < books; ++l) {
+    // Placeholder scale; training re-initialises codebooks with k-means on real residuals.
+    codebooks.push_back(register_parameter(
+        "codebook_" + std::to_string(l),
+        torch::randn({config.codebook_size, config.latent_dim}) * 0.01));
+  }
+}
+
+torch::Tensor RqVaeNetImpl::nearest(int level, const torch::Tensor& residual) {
+  const torch::Tensor& book = codebook(level);
+  if (distance == CodebookDistance::kCosine) {
+    return torch::matmul(normalize_rows(residual), normalize_rows(book).t()).argmax(1);
+  }
+  // ||r - e||^2 = ||r||^2 - 2 r.e + ||e||^2; ||r||^2 does not change the argmin.
+  torch::Tensor scores = book.pow(2).sum(1).unsqueeze(0) - 2.0 * torch::matmul(residual, book.t());
+  return scores.argmin(1);
+}
+
+Quantized RqVaeNetImpl::quantize(const torch::Tensor& z, bool with_losses) {
+  Quantized out;
+  std::vector<torch::Tensor> codes, codebook_terms, commitment_terms;
+  torch::Tensor residual = z;
+  torch::Tensor sum = torch::zeros_like(z);
+  for (int l = 0; l < levels; ++l) {
+    torch::Tensor idx;
+    {
+      torch::NoGradGuard no_grad;
+      idx = nearest(l, residual.detach());
+    }
+    torch::Tensor e = codebook(l).index_select(0, idx);
+    out.residuals.push_back(residual.detach());
+    if (with_losses) {
+      codebook_terms.push_back((residual.detach() - e).pow(2).sum(1).mean());
+      commitment_terms.push_back((residual - e.detach()).pow(2).sum(1).mean());
+    }
+    codes.push_back(idx);
+    sum = sum + e;
+    // Each level's codebook learns from its own term only (as in ResidualVQ implementations).
+    residual = residual - e.detach();
+  }
+  out.codes = torch::stack(codes, 1);
+  out.quantized = sum;
+  if (with_losses) {
+    out.codebook_loss = torch::stack(codebook_terms);
+    out.commitment_loss = torch::stack(commitment_terms);
+  }
+  return out;
+}
+
+torch::Tensor to_tensor(std::size_t n, std::size_t d, const float* x) {
+  auto t = torch::empty({static_cast<std::int64_t>(n), static_cast<std::int64_t>(d)},
+                        torch::kFloat32);
+  if (n * d > 0) std::memcpy(t.data_ptr<float>(), x, n * d * sizeof(float));
+  return t;
+}
+
+torch::Tensor normalize_rows(const torch::Tensor& x) {
+  return x / x.norm(2, 1, /*keepdim=*/true).clamp_min(1e-12);
+}
+
+}  // namespace semid
+
+// ---- RqVae -----------------------------------------------------------------------------------
+
+namespace semid {
+namespace {
+
+// Inference works in chunks so that memory stays bounded for any n.
+constexpr std::size_t kInferenceChunk = 8192;
+
+std::map<std::string, safetensors::Tensor> export_tensors(RqVaeNet& net) {
+  std::map<std::string, safetensors::Tensor> tensors;
+  for (const auto& item : net->named_parameters()) {
+    torch::Tensor t = item.value().detach().contiguous();
+    std::vector<std::int64_t> shape(t.sizes().begin(), t.sizes().end());
+    tensors.emplace(item.key(), safetensors::Tensor::from_floats(
+                                    shape, std::span<const float>(t.data_ptr<float>(),
+                                                                  static_cast<std::size_t>(t.numel()))));
+  }
+  return tensors;
+}
+
+}  // namespace
+
+RqVae::RqVae(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+RqVae::~RqVae() = default;
+
+const RqVaeConfig& RqVae::config() const { return impl_->config; }
+const std::string& RqVae::content_hash() const { return impl_->hash; }
+
+Result<std::unique_ptr<RqVae>> RqVae::create(const RqVaeConfig& config, std::uint64_t seed) {
+  SEMID_RETURN_IF_ERROR(config.validate());
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+  torch::manual_seed(seed);
+  impl->net = RqVaeNet(config);
+  impl->net->eval();
+  std::unique_ptr<RqVae> model(new RqVae(std::move(impl)));
+  model->refresh_content_hash();
+  return model;
+}
+
+void RqVae::refresh_content_hash() {
+  impl_->hash = model_file::content_hash(kind(), config().to_json(), export_tensors(impl_->net));
+}
+
+Result<std::string> RqVae::to_bytes() const {
+  return model_file::serialize(kind(), config().to_json(), export_tensors(impl_->net));
+}
+
+Status RqVae::save(const std::string& path) const {
+  SEMID_ASSIGN_OR_RETURN(std::string bytes, to_bytes());
+  return write_file_atomically(path, bytes).with_context("saving model");
+}
+
+Result<std::unique_ptr<RqVae>> RqVae::from_bytes(std::string_view bytes) {
+  SEMID_ASSIGN_OR_RETURN(auto parsed, model_file::parse(std::string(bytes)));
+  return from_parsed(parsed);
+}
+
+Result<std::unique_ptr<RqVae>> RqVae::from_parsed(const model_file::Parsed& parsed) {
+  if (parsed.kind != "rqvae") {
+    return Status::invalid_argument("model file holds a '" + parsed.kind + "' model, not 'rqvae'");
+  }
+  SEMID_ASSIGN_OR_RETURN(RqVaeConfig config, RqVaeConfig::from_json(parsed.config));
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+  impl->net = RqVaeNet(config);
+  impl->net->eval();
+  auto params = impl->net->named_parameters();
+  if (parsed.archive.names().size() != params.size()) {
+    return Status::corruption("model file has " + std::to_string(parsed.archive.names().size()) +
+                              " tensors, the config needs " + std::to_string(params.size()));
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& item : params) {
+    torch::Tensor& param = item.value();
+    std::vector<std::int64_t> shape(param.sizes().begin(), param.sizes().end());
+    SEMID_ASSIGN_OR_RETURN(auto view,
+                           parsed.archive.tensor(item.key(), safetensors::DType::kF32, shape));
+    std::memcpy(param.data_ptr<float>(), view.data.data(), view.data.size());
+  }
+  impl->hash = parsed.hash;
+  return std::unique_ptr<RqVae>(new RqVae(std::move(impl)));
+}
+
+Result<std::unique_ptr<RqVae>> RqVae::load(const std::string& path) {
+  SEMID_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
+  auto model = from_bytes(bytes);
+  if (!model) return model.status().with_context("model file '" + path + "'");
+  return model;
+}
+
+Status RqVae::encode_latent(std::size_t n, const float* x, float* latent) const {
+  const int d = dim();
+  SEMID_RETURN_IF_ERROR(check_finite(n, static_cast<std::size_t>(d), x));
+  c10::InferenceMode guard;
+  const std::size_t latent_dim = static_cast<std::size_t>(config().latent_dim);
+  for (std::size_t begin = 0; begin < n; begin += kInferenceChunk) {
+    const std::size_t rows = std::min(kInferenceChunk, n - begin);
+    torch::Tensor input = to_tensor(rows, static_cast<std::size_t>(d), x + begin * d);
+    if (config().normalizes_input()) input = normalize_rows(input);
+    torch::Tensor z = impl_->network().encode(input).contiguous();
+    std::memcpy(latent + begin * latent_dim, z.data_ptr<float>(), rows * latent_dim * sizeof(float));
+  }
+  return Status::ok();
+}
+
+Status RqVae::encode(std::size_t n, const float* x, std::int32_t* codes) const {
+  const int d = dim();
+  SEMID_RETURN_IF_ERROR(check_finite(n, static_cast<std::size_t>(d), x));
+  c10::InferenceMode guard;
+  const std::size_t L = static_cast<std::size_t>(levels());
+  for (std::size_t begin = 0; begin < n; begin += kInferenceChunk) {
+    const std::size_t rows = std::min(kInferenceChunk, n - begin);
+    torch::Tensor input = to_tensor(rows, static_cast<std::size_t>(d), x + begin * d);
+    if (config().normalizes_input()) input = normalize_rows(input);
+    torch::Tensor c = impl_->network().quantize(impl_->network().encode(input), false)
+                          .codes.to(torch::kInt32)
+                          .contiguous();
+    std::memcpy(codes + begin * L, c.data_ptr<std::int32_t>(), rows * L * sizeof(std::int32_t));
+  }
+  return Status::ok();
+}
+
+Status RqVae::decode(std::size_t n, const std::int32_t* codes, float* out) const {
+  const std::size_t L = static_cast<std::size_t>(levels());
+  const int K = codebook_size();
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t l = 0; l < L; ++l) {
+      const std::int32_t c = codes[i * L + l];
+      if (c < 0 || c >= K) {
+        return Status::invalid_argument("code " + std::to_string(c) + " at row " +
+                                        std::to_string(i) + ", level " + std::to_string(l) +
+                                        " is outside [0, " + std::to_string(K) + ")");
+      }
+    }
+  }
+  c10::InferenceMode guard;
+  const std::size_t d = static_cast<std::size_t>(dim());
+  for (std::size_t begin = 0; begin < n; begin += kInferenceChunk) {
+    const std::size_t rows = std::min(kInferenceChunk, n - begin);
+    torch::Tensor c = torch::from_blob(const_cast<std::int32_t*>(codes + begin * L),
+                                       {static_cast<std::int64_t>(rows), static_cast<std::int64_t>(L)},
+                                       torch::kInt32)
+                          .to(torch::kInt64);
+    torch::Tensor z = torch::zeros({static_cast<std::int64_t>(rows), config().latent_dim});
+    for (std::size_t l = 0; l < L; ++l) {
+      z += impl_->network().codebook(static_cast<int>(l)).index_select(0, c.select(1, static_cast<std::int64_t>(l)));
+    }
+    torch::Tensor y = impl_->network().decode(z).contiguous();
+    std::memcpy(out + begin * d, y.data_ptr<float>(), rows * d * sizeof(float));
+  }
+  return Status::ok();
+}
+
+Status RqVae::decode_latent(std::size_t n, const float* latent, float* out) const {
+  const std::size_t latent_dim = static_cast<std::size_t>(config().latent_dim);
+  SEMID_RETURN_IF_ERROR(check_finite(n, latent_dim, latent));
+  c10::InferenceMode guard;
+  const std::size_t d = static_cast<std::size_t>(dim());
+  for (std::size_t begin = 0; begin < n; begin += kInferenceChunk) {
+    const std::size_t rows = std::min(kInferenceChunk, n - begin);
+    torch::Tensor y =
+        impl_->network().decode(to_tensor(rows, latent_dim, latent + begin * latent_dim)).contiguous();
+    std::memcpy(out + begin * d, y.data_ptr<float>(), rows * d * sizeof(float));
+  }
+  return Status::ok();
+}
+
+std::vector<float> RqVae::codebook(int level) const {
+  torch::Tensor book = impl_->network().codebook(level).detach().contiguous();
+  const float* p = book.data_ptr<float>();
+  return {p, p + book.numel()};
+}
+
+}  // namespace semid

@@ -1,0 +1,113 @@
+// RQ-VAE: MLP encoder -> residual quantisation over `levels` codebooks -> MLP decoder
+// (Lee et al. 2022; as used for semantic IDs in TIGER, Rajput et al. 2023).
+//
+// This header is free of LibTorch: the network lives behind a pimpl in rqvae.cpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "index/metric.h"
+#include "index/quantizer.h"
+#include "index/status.h"
+
+namespace semid {
+
+namespace model_file {
+struct Parsed;
+}
+
+// How the nearest codeword to a residual is chosen.
+enum class CodebookDistance { kL2, kCosine };
+
+// The architecture of an RQ-VAE: everything needed to rebuild the network from a model file.
+// Defaults follow TIGER (Rajput et al. 2023) unless a comment names a measurement.
+struct RqVaeConfig {
+  // Input dimension d. Required (no default).
+  int dim = 0;
+  // Encoder hidden layer sizes (ReLU between layers); the decoder mirrors them.
+  // Default: {512, 256, 128}.
+  std::vector<int> hidden = {512, 256, 128};
+  // Size of the latent vector that is quantised. Default: 32.
+  int latent_dim = 32;
+  // Number of residual levels L (the semantic ID's length). Default: 3. Range [1, 16].
+  int levels = 3;
+  // Codes per level K. Default: 256 (one byte per level). Range [2, 65536].
+  int codebook_size = 256;
+  // One codebook for all levels instead of one per level. Default: false.
+  bool shared_codebook = false;
+  // Nearest-codeword rule. Default: kL2.
+  CodebookDistance codebook_distance = CodebookDistance::kL2;
+  // Commitment weight in the loss. Default: 0.25.
+  float beta = 0.25f;
+  // The data metric. kCosine L2-normalises inputs on the way in. Default: kCosine.
+  Metric metric = Metric::kCosine;
+
+  // InvalidArgument naming the field and value when a field is out of range.
+  Status validate() const;
+  nlohmann::json to_json() const;
+  // Missing fields take their defaults; unknown fields and wrong types are InvalidArgument.
+  static Result<RqVaeConfig> from_json(const nlohmann::json& j);
+  bool normalizes_input() const { return metric == Metric::kCosine; }
+};
+
+const char* to_string(CodebookDistance distance);
+Result<CodebookDistance> parse_codebook_distance(const std::string& name);
+
+class RqVae final : public Quantizer {
+ public:
+  // A freshly initialised network (weights from `seed`). InvalidArgument for a bad config.
+  static Result<std::unique_ptr<RqVae>> create(const RqVaeConfig& config, std::uint64_t seed);
+  // Loads a model file written by save(). See model_file.h for the checks.
+  static Result<std::unique_ptr<RqVae>> load(const std::string& path);
+  // Parses model-file bytes (the same checks as load()).
+  static Result<std::unique_ptr<RqVae>> from_bytes(std::string_view bytes);
+  // Builds the model from a verified model file of kind "rqvae".
+  static Result<std::unique_ptr<RqVae>> from_parsed(const model_file::Parsed& parsed);
+
+  ~RqVae() override;
+  RqVae(const RqVae&) = delete;
+  RqVae& operator=(const RqVae&) = delete;
+
+  const RqVaeConfig& config() const;
+
+  std::string kind() const override { return "rqvae"; }
+  int dim() const override { return config().dim; }
+  int levels() const override { return config().levels; }
+  int codebook_size() const override { return config().codebook_size; }
+  Metric metric() const override { return config().metric; }
+
+  Status encode(std::size_t n, const float* x, std::int32_t* codes) const override;
+  Status decode(std::size_t n, const std::int32_t* codes, float* out) const override;
+
+  // The encoder's output before quantisation: n * latent_dim floats.
+  Status encode_latent(std::size_t n, const float* x, float* latent) const;
+  // Decoder applied to arbitrary latents (n * latent_dim) -> n * dim.
+  Status decode_latent(std::size_t n, const float* latent, float* out) const;
+  // Codebook of level l: codebook_size * latent_dim floats (copy).
+  std::vector<float> codebook(int level) const;
+
+  Status save(const std::string& path) const override;
+  // The model file's bytes (what save() writes).
+  Result<std::string> to_bytes() const;
+  const std::string& content_hash() const override;
+  nlohmann::json config_json() const override { return config().to_json(); }
+
+  // For the trainer (rqvae.cpp / trainer.cpp only): the LibTorch network.
+  struct Impl;
+  Impl& impl() { return *impl_; }
+  const Impl& impl() const { return *impl_; }
+  // Recomputes the content hash after the weights changed (the trainer calls it when done).
+  void refresh_content_hash();
+
+ private:
+  explicit RqVae(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace semid

@@ -1,0 +1,64 @@
+// Internal (index/*.cpp only): the LibTorch network behind RqVae. Includes <torch/torch.h>.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "index/rqvae.h"
+
+namespace semid {
+
+// Row-major floats -> a [n, d] tensor that owns a copy.
+torch::Tensor to_tensor(std::size_t n, std::size_t d, const float* x);
+// L2-normalises rows (zero rows stay zero).
+torch::Tensor normalize_rows(const torch::Tensor& x);
+
+// Result of residual quantisation of a batch of latents.
+struct Quantized {
+  torch::Tensor codes;                   // [n, L] int64
+  torch::Tensor quantized;               // [n, latent] sum of the chosen codewords
+  std::vector<torch::Tensor> residuals;  // L tensors [n, latent]: the input of each level
+  torch::Tensor codebook_loss;           // [L] mean over the batch of ||sg[r] - e||^2
+  torch::Tensor commitment_loss;         // [L] mean over the batch of ||r - sg[e]||^2
+};
+
+struct RqVaeNetImpl : torch::nn::Module {
+  explicit RqVaeNetImpl(const RqVaeConfig& config);
+
+  torch::Tensor encode(const torch::Tensor& x) { return encoder->forward(x); }
+  // With the cosine metric the decoder's output is L2-normalised: only its direction counts, so
+  // the reconstruction loss ||x - y||^2 = 2 - 2 cos(x, y) spends no capacity on the norm.
+  torch::Tensor decode(const torch::Tensor& z) {
+    torch::Tensor y = decoder->forward(z);
+    return normalize_output ? normalize_rows(y) : y;
+  }
+  // The codebook of level l ([K, latent]); with a shared codebook the same tensor for every l.
+  torch::Tensor& codebook(int level) { return codebooks[shared ? 0 : level]; }
+  // Nearest codeword of each residual row at level l: [n] int64.
+  torch::Tensor nearest(int level, const torch::Tensor& residual);
+  // Residual quantisation of z. With `with_losses`, the per-level loss terms are computed
+  // (straight-through training); otherwise only codes and the quantised sum.
+  Quantized quantize(const torch::Tensor& z, bool with_losses);
+
+  torch::nn::Sequential encoder{nullptr};
+  torch::nn::Sequential decoder{nullptr};
+  std::vector<torch::Tensor> codebooks;  // 1 (shared) or L parameters [K, latent]
+  int levels = 0;
+  bool normalize_output = false;
+  bool shared = false;
+  CodebookDistance distance = CodebookDistance::kL2;
+};
+TORCH_MODULE(RqVaeNet);
+
+struct RqVae::Impl {
+  RqVaeConfig config;
+  RqVaeNet net{nullptr};
+  std::string hash;
+  // The network, non-const: inference (forward under InferenceMode) mutates nothing.
+  RqVaeNetImpl& network() const { return *net.ptr(); }
+};
+
+
+}  // namespace semid

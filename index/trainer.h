@@ -1,0 +1,142 @@
+// Training an RQ-VAE so that its codebooks do not collapse.
+//
+// The schedule (why each step exists):
+//  1. Autoencoder warm-up: encoder and decoder train without quantisation for `warmup_epochs`, so
+//     the latents reach their working scale first. (The PyTorch peer ran k-means at step 0 on the
+//     outputs of an untrained encoder, norm ~0.03; the latents then grew to ~1.2 and most
+//     first-level codes were never chosen again: 11 of 256 used.)
+//  2. k-means initialisation of every level, in order, on the residuals of the warmed-up latents
+//     (faiss::Clustering), so codewords start where the data is.
+//  3. Joint training with straight-through gradients. Loss = reconstruction (squared error summed
+//     over dimensions, mean over the batch) + sum over levels of
+//     (||sg[r] - e||^2 + beta * ||r - sg[e]||^2); with EMA codebooks the first term is replaced by
+//     exponential moving averages of the assigned residuals.
+//  4. Dead-code restart: a code no item of the training batches chose for `dead_code_steps` steps
+//     is re-seeded with a residual from the current batch at its level.
+//  5. Validation after every epoch; training stops early when the validation loss has not
+//     improved for `patience` epochs, and the best weights are kept.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "index/metrics.h"
+#include "index/rqvae.h"
+#include "index/status.h"
+
+namespace semid {
+
+enum class OptimizerKind { kAdamW, kAdam, kAdagrad };
+enum class CodebookUpdate { kGradient, kEma };
+
+Result<OptimizerKind> parse_optimizer(const std::string& name);
+Result<CodebookUpdate> parse_codebook_update(const std::string& name);
+
+struct TrainOptions {
+  // Passes over the training split (warm-up included). Default: 400.
+  int epochs = 400;
+  // Stop after this many optimiser steps (0 = no limit). Default: 0.
+  std::int64_t max_steps = 0;
+  // Stop after this many seconds of training (0 = no limit). Default: 0.
+  double time_budget_seconds = 0;
+  // Items per step. Default: 1024.
+  int batch_size = 1024;
+  // Default: kAdamW. (TIGER used Adagrad with learning rate 0.4.)
+  OptimizerKind optimizer = OptimizerKind::kAdamW;
+  // Peak learning rate. Default: 1e-3.
+  double learning_rate = 1e-3;
+  // Decoupled weight decay (AdamW) or L2 penalty (others). Default: 1e-4.
+  double weight_decay = 1e-4;
+  // Linear warm-up of the learning rate over this many steps, then cosine decay to
+  // learning_rate * min_lr_ratio at the last epoch. Default: 200 steps, 0.05.
+  std::int64_t lr_warmup_steps = 200;
+  double min_lr_ratio = 0.05;
+  // Gradient-norm clipping (0 = off). Default: 1.0.
+  double grad_clip = 1.0;
+  // Share of items held out for validation and early stopping. Default: 0.05.
+  double validation_fraction = 0.05;
+  // Stop when the validation loss has not improved for this many epochs (0 = never).
+  // Default: 40.
+  int patience = 40;
+  // Same seed + same data + same threads = the same model file, byte for byte. Default: 42.
+  std::uint64_t seed = 42;
+  // Intra-op threads for LibTorch and FAISS (never nested). Default: 1 — on a 2-core machine
+  // LibTorch's MLPs ran several times slower with 2 threads than with 1 (see README).
+  int threads = 1;
+
+  // Epochs of autoencoder-only training before k-means initialisation. Default: 20.
+  int warmup_epochs = 20;
+  // Codebook learning. Default: kGradient.
+  CodebookUpdate codebook_update = CodebookUpdate::kGradient;
+  // EMA decay for kEma. Default: 0.99.
+  double ema_decay = 0.99;
+  // k-means initialisation of the codebooks after warm-up. Default: true.
+  bool kmeans_init = true;
+  // Items sampled for k-means initialisation. Default: 100000.
+  std::size_t kmeans_sample = 100000;
+  // k-means iterations per level. Default: 25.
+  int kmeans_iterations = 25;
+  // Re-seed a code no batch item chose for this many steps (0 = never). Default: 50.
+  int dead_code_steps = 50;
+
+  Status validate() const;
+  nlohmann::json to_json() const;
+};
+
+// What the callback sees after every epoch.
+struct TrainProgress {
+  int epoch = 0;  // 1-based
+  int epochs = 0;
+  std::int64_t step = 0;
+  bool warmup = false;  // autoencoder-only phase
+  double train_loss = 0;
+  double reconstruction_loss = 0;
+  double codebook_loss = 0;
+  double commitment_loss = 0;
+  double validation_loss = 0;
+  double learning_rate = 0;
+  std::vector<double> used_fraction;  // per level, over the validation split
+  std::int64_t dead_codes_restarted = 0;
+  double elapsed_seconds = 0;
+  double eta_seconds = 0;
+  nlohmann::json to_json() const;
+};
+
+// Return false to stop training after this epoch (the best model so far is kept).
+using ProgressCallback = std::function<bool(const TrainProgress&)>;
+
+struct TrainReport {
+  std::vector<TrainProgress> history;
+  int epochs_run = 0;
+  std::int64_t steps = 0;
+  double train_seconds = 0;
+  std::string stop_reason;  // "epochs", "early_stopping", "max_steps", "time_budget", "callback"
+  // Over all input items, after training.
+  CodeHealth codes;
+  ReconstructionQuality reconstruction;
+  nlohmann::json to_json() const;
+};
+
+struct TrainResult {
+  std::unique_ptr<RqVae> model;
+  TrainReport report;
+};
+
+// x: n * config.dim floats, row-major. Errors: InvalidArgument for bad config or options, too few
+// items (fewer than codebook_size training items, as k-means needs), NaN/Inf in x.
+Result<TrainResult> train_rqvae(const RqVaeConfig& config, const TrainOptions& options,
+                                std::size_t n, const float* x,
+                                const ProgressCallback& progress = nullptr);
+
+// Health of any quantizer on a data set: code usage and reconstruction quality.
+Result<std::pair<CodeHealth, ReconstructionQuality>> evaluate_health(const Quantizer& q,
+                                                                      std::size_t n,
+                                                                      const float* x);
+
+}  // namespace semid
