@@ -169,10 +169,19 @@ Status RqKMeans::decode(std::size_t n, const std::int32_t* codes, float* out) co
   return Status::ok();
 }
 
+Result<std::string> RqKMeans::to_bytes() const {
+  return model_file::serialize(kind(), config_.to_json(), export_codebooks(config_, *rq_));
+}
+
 Status RqKMeans::save(const std::string& path) const {
-  SEMID_ASSIGN_OR_RETURN(std::string bytes,
-                         model_file::serialize(kind(), config_.to_json(), export_codebooks(config_, *rq_)));
+  SEMID_ASSIGN_OR_RETURN(std::string bytes, to_bytes());
   return write_file_atomically(path, bytes).with_context("saving model");
+}
+
+std::vector<float> RqKMeans::codebook(int level) const {
+  const auto size = static_cast<std::size_t>(config_.codebook_size) * static_cast<std::size_t>(config_.dim);
+  const auto begin = rq_->codebooks.begin() + static_cast<std::ptrdiff_t>(size * static_cast<std::size_t>(level));
+  return {begin, begin + static_cast<std::ptrdiff_t>(size)};
 }
 
 Result<std::unique_ptr<RqKMeans>> RqKMeans::from_parsed(const model_file::Parsed& parsed) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -73,6 +74,10 @@ class RqKMeans final : public Quantizer {
   Status encode(std::size_t n, const float* x, std::int32_t* codes) const override;
   Status decode(std::size_t n, const std::int32_t* codes, float* out) const override;
   Status save(const std::string& path) const override;
+  // The model file's bytes (what save() writes).
+  Result<std::string> to_bytes() const;
+  // Codebook of level l: codebook_size * dim floats (copy), in the input space.
+  std::vector<float> codebook(int level) const;
   const std::string& content_hash() const override { return hash_; }
   nlohmann::json config_json() const override { return config_.to_json(); }
 

@@ -198,6 +198,9 @@ std::map<std::string, safetensors::Tensor> export_tensors(RqVaeNet& net) {
 }  // namespace
 
 RqVae::RqVae(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+void RqVae::set_threads(int threads) { torch::set_num_threads(std::max(1, threads)); }
+int RqVae::threads() { return torch::get_num_threads(); }
 RqVae::~RqVae() = default;
 
 const RqVaeConfig& RqVae::config() const { return impl_->config; }
@@ -267,80 +270,88 @@ Result<std::unique_ptr<RqVae>> RqVae::load(const std::string& path) {
 }
 
 Status RqVae::encode_latent(std::size_t n, const float* x, float* latent) const {
-  const int d = dim();
-  SEMID_RETURN_IF_ERROR(check_finite(n, static_cast<std::size_t>(d), x));
-  c10::InferenceMode guard;
-  const std::size_t latent_dim = static_cast<std::size_t>(config().latent_dim);
-  for (std::size_t begin = 0; begin < n; begin += kInferenceChunk) {
-    const std::size_t rows = std::min(kInferenceChunk, n - begin);
-    torch::Tensor input = to_tensor(rows, static_cast<std::size_t>(d), x + begin * d);
-    if (config().normalizes_input()) input = normalize_rows(input);
-    torch::Tensor z = impl_->network().encode(input).contiguous();
-    std::memcpy(latent + begin * latent_dim, z.data_ptr<float>(), rows * latent_dim * sizeof(float));
-  }
-  return Status::ok();
+  return torch_guarded("RqVae::encode_latent", [&]() -> Status {
+    const int d = dim();
+    SEMID_RETURN_IF_ERROR(check_finite(n, static_cast<std::size_t>(d), x));
+    c10::InferenceMode guard;
+    const std::size_t latent_dim = static_cast<std::size_t>(config().latent_dim);
+    for (std::size_t begin = 0; begin < n; begin += kInferenceChunk) {
+      const std::size_t rows = std::min(kInferenceChunk, n - begin);
+      torch::Tensor input = to_tensor(rows, static_cast<std::size_t>(d), x + begin * d);
+      if (config().normalizes_input()) input = normalize_rows(input);
+      torch::Tensor z = impl_->network().encode(input).contiguous();
+      std::memcpy(latent + begin * latent_dim, z.data_ptr<float>(), rows * latent_dim * sizeof(float));
+    }
+    return Status::ok();
+  });
 }
 
 Status RqVae::encode(std::size_t n, const float* x, std::int32_t* codes) const {
-  const int d = dim();
-  SEMID_RETURN_IF_ERROR(check_finite(n, static_cast<std::size_t>(d), x));
-  c10::InferenceMode guard;
-  const std::size_t L = static_cast<std::size_t>(levels());
-  for (std::size_t begin = 0; begin < n; begin += kInferenceChunk) {
-    const std::size_t rows = std::min(kInferenceChunk, n - begin);
-    torch::Tensor input = to_tensor(rows, static_cast<std::size_t>(d), x + begin * d);
-    if (config().normalizes_input()) input = normalize_rows(input);
-    torch::Tensor c = impl_->network().quantize(impl_->network().encode(input), false)
-                          .codes.to(torch::kInt32)
-                          .contiguous();
-    std::memcpy(codes + begin * L, c.data_ptr<std::int32_t>(), rows * L * sizeof(std::int32_t));
-  }
-  return Status::ok();
+  return torch_guarded("RqVae::encode", [&]() -> Status {
+    const int d = dim();
+    SEMID_RETURN_IF_ERROR(check_finite(n, static_cast<std::size_t>(d), x));
+    c10::InferenceMode guard;
+    const std::size_t L = static_cast<std::size_t>(levels());
+    for (std::size_t begin = 0; begin < n; begin += kInferenceChunk) {
+      const std::size_t rows = std::min(kInferenceChunk, n - begin);
+      torch::Tensor input = to_tensor(rows, static_cast<std::size_t>(d), x + begin * d);
+      if (config().normalizes_input()) input = normalize_rows(input);
+      torch::Tensor c = impl_->network().quantize(impl_->network().encode(input), false)
+                            .codes.to(torch::kInt32)
+                            .contiguous();
+      std::memcpy(codes + begin * L, c.data_ptr<std::int32_t>(), rows * L * sizeof(std::int32_t));
+    }
+    return Status::ok();
+  });
 }
 
 Status RqVae::decode(std::size_t n, const std::int32_t* codes, float* out) const {
-  const std::size_t L = static_cast<std::size_t>(levels());
-  const int K = codebook_size();
-  for (std::size_t i = 0; i < n; ++i) {
-    for (std::size_t l = 0; l < L; ++l) {
-      const std::int32_t c = codes[i * L + l];
-      if (c < 0 || c >= K) {
-        return Status::invalid_argument("code " + std::to_string(c) + " at row " +
-                                        std::to_string(i) + ", level " + std::to_string(l) +
-                                        " is outside [0, " + std::to_string(K) + ")");
+  return torch_guarded("RqVae::decode", [&]() -> Status {
+    const std::size_t L = static_cast<std::size_t>(levels());
+    const int K = codebook_size();
+    for (std::size_t i = 0; i < n; ++i) {
+      for (std::size_t l = 0; l < L; ++l) {
+        const std::int32_t c = codes[i * L + l];
+        if (c < 0 || c >= K) {
+          return Status::invalid_argument("code " + std::to_string(c) + " at row " +
+                                          std::to_string(i) + ", level " + std::to_string(l) +
+                                          " is outside [0, " + std::to_string(K) + ")");
+        }
       }
     }
-  }
-  c10::InferenceMode guard;
-  const std::size_t d = static_cast<std::size_t>(dim());
-  for (std::size_t begin = 0; begin < n; begin += kInferenceChunk) {
-    const std::size_t rows = std::min(kInferenceChunk, n - begin);
-    torch::Tensor c = torch::from_blob(const_cast<std::int32_t*>(codes + begin * L),
-                                       {static_cast<std::int64_t>(rows), static_cast<std::int64_t>(L)},
-                                       torch::kInt32)
-                          .to(torch::kInt64);
-    torch::Tensor z = torch::zeros({static_cast<std::int64_t>(rows), config().latent_dim});
-    for (std::size_t l = 0; l < L; ++l) {
-      z += impl_->network().codebook(static_cast<int>(l)).index_select(0, c.select(1, static_cast<std::int64_t>(l)));
+    c10::InferenceMode guard;
+    const std::size_t d = static_cast<std::size_t>(dim());
+    for (std::size_t begin = 0; begin < n; begin += kInferenceChunk) {
+      const std::size_t rows = std::min(kInferenceChunk, n - begin);
+      torch::Tensor c = torch::from_blob(const_cast<std::int32_t*>(codes + begin * L),
+                                         {static_cast<std::int64_t>(rows), static_cast<std::int64_t>(L)},
+                                         torch::kInt32)
+                            .to(torch::kInt64);
+      torch::Tensor z = torch::zeros({static_cast<std::int64_t>(rows), config().latent_dim});
+      for (std::size_t l = 0; l < L; ++l) {
+        z += impl_->network().codebook(static_cast<int>(l)).index_select(0, c.select(1, static_cast<std::int64_t>(l)));
+      }
+      torch::Tensor y = impl_->network().decode(z).contiguous();
+      std::memcpy(out + begin * d, y.data_ptr<float>(), rows * d * sizeof(float));
     }
-    torch::Tensor y = impl_->network().decode(z).contiguous();
-    std::memcpy(out + begin * d, y.data_ptr<float>(), rows * d * sizeof(float));
-  }
-  return Status::ok();
+    return Status::ok();
+  });
 }
 
 Status RqVae::decode_latent(std::size_t n, const float* latent, float* out) const {
-  const std::size_t latent_dim = static_cast<std::size_t>(config().latent_dim);
-  SEMID_RETURN_IF_ERROR(check_finite(n, latent_dim, latent));
-  c10::InferenceMode guard;
-  const std::size_t d = static_cast<std::size_t>(dim());
-  for (std::size_t begin = 0; begin < n; begin += kInferenceChunk) {
-    const std::size_t rows = std::min(kInferenceChunk, n - begin);
-    torch::Tensor y =
-        impl_->network().decode(to_tensor(rows, latent_dim, latent + begin * latent_dim)).contiguous();
-    std::memcpy(out + begin * d, y.data_ptr<float>(), rows * d * sizeof(float));
-  }
-  return Status::ok();
+  return torch_guarded("RqVae::decode_latent", [&]() -> Status {
+    const std::size_t latent_dim = static_cast<std::size_t>(config().latent_dim);
+    SEMID_RETURN_IF_ERROR(check_finite(n, latent_dim, latent));
+    c10::InferenceMode guard;
+    const std::size_t d = static_cast<std::size_t>(dim());
+    for (std::size_t begin = 0; begin < n; begin += kInferenceChunk) {
+      const std::size_t rows = std::min(kInferenceChunk, n - begin);
+      torch::Tensor y =
+          impl_->network().decode(to_tensor(rows, latent_dim, latent + begin * latent_dim)).contiguous();
+      std::memcpy(out + begin * d, y.data_ptr<float>(), rows * d * sizeof(float));
+    }
+    return Status::ok();
+  });
 }
 
 std::vector<float> RqVae::codebook(int level) const {

@@ -98,6 +98,11 @@ class RqVae final : public Quantizer {
   const std::string& content_hash() const override;
   nlohmann::json config_json() const override { return config().to_json(); }
 
+  // LibTorch's intra-op thread count for this process (inference; training sets its own from
+  // TrainOptions::threads). On a 2-core machine 1 is usually fastest: see benchmarks/bench_rqvae.
+  static void set_threads(int threads);
+  static int threads();
+
   // For the trainer (rqvae.cpp / trainer.cpp only): the LibTorch network.
   struct Impl;
   Impl& impl() { return *impl_; }

@@ -10,6 +10,17 @@
 
 namespace semid {
 
+// Runs `body`, turning a LibTorch exception (c10::Error, e.g. out of memory) into
+// Status::internal: no exception leaves index/.
+template <typename Body>
+auto torch_guarded(const char* what, Body&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    return Status::internal(std::string(what) + " failed in LibTorch: " + e.what());
+  }
+}
+
 // Row-major floats -> a [n, d] tensor that owns a copy.
 torch::Tensor to_tensor(std::size_t n, std::size_t d, const float* x);
 // L2-normalises rows (zero rows stay zero).

@@ -72,6 +72,9 @@ Status TrainOptions::validate() const {
     return bad("kmeans_iterations", std::to_string(kmeans_iterations), "must be >= 1");
   }
   if (dead_code_steps < 0) return bad("dead_code_steps", std::to_string(dead_code_steps), "must be >= 0");
+  if (decoder_refine_epochs < 0) {
+    return bad("decoder_refine_epochs", std::to_string(decoder_refine_epochs), "must be >= 0");
+  }
   return Status::ok();
 }
 
@@ -96,7 +99,8 @@ nlohmann::json TrainOptions::to_json() const {
           {"kmeans_init", kmeans_init},
           {"kmeans_sample", kmeans_sample},
           {"kmeans_iterations", kmeans_iterations},
-          {"dead_code_steps", dead_code_steps}};
+          {"dead_code_steps", dead_code_steps},
+          {"decoder_refine_epochs", decoder_refine_epochs}};
 }
 
 nlohmann::json TrainProgress::to_json() const {
@@ -110,6 +114,8 @@ nlohmann::json TrainProgress::to_json() const {
           {"validation_loss", validation_loss},
           {"learning_rate", learning_rate},
           {"used_fraction", used_fraction},
+          {"codes", codes.to_json()},
+          {"validation_reconstruction", validation_reconstruction.to_json()},
           {"dead_codes_restarted", dead_codes_restarted},
           {"elapsed_seconds", elapsed_seconds}};
 }
@@ -121,6 +127,7 @@ nlohmann::json TrainReport::to_json() const {
           {"steps", steps},
           {"train_seconds", train_seconds},
           {"stop_reason", stop_reason},
+          {"decoder_refine_epochs", decoder_refine_epochs},
           {"codes", codes.to_json()},
           {"reconstruction", reconstruction.to_json()},
           {"history", epochs_json}};
@@ -219,6 +226,8 @@ class Trainer {
   double validation_loss(const torch::Tensor& val_x, bool warmup);
   void remember_best();
   void restore_best();
+  void epoch_health(const torch::Tensor& train_x, const torch::Tensor& val_x, TrainProgress& p);
+  void refine_decoder(const torch::Tensor& train_x, const torch::Tensor& val_x, TrainReport& report);
 
   const RqVaeConfig& config_;
   const TrainOptions& options_;
@@ -381,6 +390,72 @@ void Trainer::restore_best() {
   for (std::size_t i = 0; i < params.size(); ++i) params[i].copy_(best_[i]);
 }
 
+void Trainer::epoch_health(const torch::Tensor& train_x, const torch::Tensor& val_x,
+                           TrainProgress& p) {
+  constexpr std::int64_t kHealthSample = 8192;
+  torch::NoGradGuard no_grad;
+  // train_x rows are already in random order: its head is a fixed random sample.
+  torch::Tensor sample = train_x.slice(0, 0, std::min(kHealthSample, train_x.size(0)));
+  torch::Tensor codes = net_.quantize(net_.encode(sample), false).codes.to(torch::kInt32).contiguous();
+  p.codes = code_health(static_cast<std::size_t>(sample.size(0)), config_.levels,
+                        config_.codebook_size, codes.data_ptr<std::int32_t>());
+  if (val_x.size(0) == 0) return;
+  torch::Tensor decoded = net_.decode(net_.quantize(net_.encode(val_x), false).quantized).contiguous();
+  torch::Tensor reference = val_x.contiguous();
+  p.validation_reconstruction =
+      reconstruction_quality(static_cast<std::size_t>(val_x.size(0)),
+                             static_cast<std::size_t>(val_x.size(1)), reference.data_ptr<float>(),
+                             decoded.data_ptr<float>());
+}
+
+// With the encoder and codebooks frozen, every item's SID is fixed; the decoder is then fitted to
+// map those exact SIDs back to their items (during joint training the codes kept moving under it).
+void Trainer::refine_decoder(const torch::Tensor& train_x, const torch::Tensor& val_x,
+                             TrainReport& report) {
+  if (options_.decoder_refine_epochs == 0) return;
+  torch::Tensor train_z, val_z;
+  {
+    torch::NoGradGuard no_grad;
+    train_z = net_.quantize(net_.encode(train_x), false).quantized;
+    val_z = net_.quantize(net_.encode(val_x), false).quantized;
+  }
+  torch::optim::AdamW optimizer(net_.decoder->parameters(),
+                                torch::optim::AdamWOptions(options_.learning_rate * options_.min_lr_ratio)
+                                    .weight_decay(options_.weight_decay));
+  auto val_loss = [&] {
+    torch::NoGradGuard no_grad;
+    if (val_x.size(0) == 0) return 0.0;
+    return (net_.decode(val_z) - val_x).pow(2).sum(1).mean().item<double>();
+  };
+  double best = val_loss();
+  remember_best();
+  int since_best = 0;
+  const std::int64_t n = train_x.size(0);
+  const std::int64_t batch = std::min<std::int64_t>(options_.batch_size, n);
+  net_.train();
+  for (int epoch = 0; epoch < options_.decoder_refine_epochs; ++epoch) {
+    auto order = index_tensor(shuffled_rows(static_cast<std::size_t>(n), rng_));
+    for (std::int64_t begin = 0; begin < n; begin += batch) {
+      torch::Tensor rows = order.slice(0, begin, std::min(n, begin + batch));
+      torch::Tensor loss = (net_.decode(train_z.index_select(0, rows)) -
+                            train_x.index_select(0, rows)).pow(2).sum(1).mean();
+      optimizer.zero_grad();
+      loss.backward();
+      optimizer.step();
+    }
+    ++report.decoder_refine_epochs;
+    const double v = val_loss();
+    if (val_x.size(0) == 0 || v < best) {
+      best = v;
+      since_best = 0;
+      remember_best();
+    } else if (options_.patience > 0 && ++since_best >= options_.patience) {
+      break;
+    }
+  }
+  restore_best();
+}
+
 Status Trainer::run(const torch::Tensor& train_x, const torch::Tensor& val_x,
                     const ProgressCallback& progress, TrainReport& report) {
   using Clock = std::chrono::steady_clock;
@@ -460,6 +535,7 @@ Status Trainer::run(const torch::Tensor& train_x, const torch::Tensor& val_x,
         p.used_fraction.push_back((counts > 0).sum().item<double>() / config_.codebook_size);
       }
     }
+    if (!warmup) epoch_health(train_x, val_x, p);
     p.dead_codes_restarted = restarted_ - restarted_before;
     p.elapsed_seconds = elapsed();
     p.eta_seconds = p.elapsed_seconds / epoch * (options_.epochs - epoch);
@@ -486,6 +562,7 @@ Status Trainer::run(const torch::Tensor& train_x, const torch::Tensor& val_x,
   }
   if (!codebooks_ready_) kmeans_init(train_x);  // stopped during warm-up: still a usable model
   restore_best();
+  refine_decoder(train_x, val_x, report);
   net_.eval();
   report.steps = step_;
   report.train_seconds = elapsed();
@@ -521,7 +598,9 @@ Result<TrainResult> train_rqvae(const RqVaeConfig& config, const TrainOptions& o
   SEMID_ASSIGN_OR_RETURN(auto model, RqVae::create(config, options.seed));
   TrainResult result;
   Trainer trainer(config, options, model->impl().network(), rng);
-  SEMID_RETURN_IF_ERROR(trainer.run(train_x, val_x, progress, result.report));
+  SEMID_RETURN_IF_ERROR(torch_guarded("training", [&] {
+    return trainer.run(train_x, val_x, progress, result.report);
+  }));
   model->refresh_content_hash();
 
   SEMID_ASSIGN_OR_RETURN(auto health, evaluate_health(*model, n, x));

@@ -21,7 +21,7 @@ namespace semid::tools {
 namespace {
 
 struct TrainArgs {
-  std::string data, out, report, kind = "rqvae";
+  std::string data, out, report, codes, kind = "rqvae";
   std::string metric = "cosine", distance = "l2", optimizer = "adamw", codebook_update = "gradient";
   RqVaeConfig config;
   TrainOptions options;
@@ -35,10 +35,10 @@ void show_progress(const TrainProgress& p, bool tty) {
   for (double u : p.used_fraction) usage += fmt::format("{:.2f} ", u);
   const std::string line = fmt::format(
       "epoch {:>4}/{} {} loss {:.4f} (rec {:.4f} commit {:.4f}) val {:.4f} usage [{}] "
-      "restarts {} lr {:.2e} {:.0f}s eta {:.0f}s",
+      "collisions {:.3f} restarts {} {:.0f}s eta {:.0f}s",
       p.epoch, p.epochs, p.warmup ? "warm-up" : "rq-vae ", p.train_loss, p.reconstruction_loss,
       p.commitment_loss, p.validation_loss, usage.empty() ? "-" : usage.substr(0, usage.size() - 1),
-      p.dead_codes_restarted, p.learning_rate, p.elapsed_seconds, p.eta_seconds);
+      p.codes.collision_rate, p.dead_codes_restarted, p.elapsed_seconds, p.eta_seconds);
   if (tty) {
     const int width = 30;
     const int filled = p.epochs > 0 ? width * p.epoch / p.epochs : width;
@@ -91,6 +91,12 @@ void run_train(TrainArgs& args) {
   report["config"] = model->config_json();
   report["content_hash"] = model->content_hash();
   throw_if_error(model->save(args.out));
+  if (!args.codes.empty()) {
+    // The in-memory model's SIDs, to compare with `semid encode` from the saved file.
+    Int32Matrix codes(data.rows, static_cast<std::size_t>(model->levels()));
+    throw_if_error(model->encode(data.rows, data.data.data(), codes.data.data()));
+    throw_if_error(write_ivecs(args.codes, codes));
+  }
   const auto& codes = report["codes"];
   std::string usage;
   for (const auto& level : codes["levels"]) usage += fmt::format("{:.3f} ", level["used_fraction"].get<double>());
@@ -185,6 +191,7 @@ void register_model_commands(CLI::App& app) {
   train->add_option("--data", args->data, "Training vectors (.fvecs, .bvecs or .npy)")->required();
   train->add_option("--out", args->out, "Model file to write (.safetensors)")->required();
   train->add_option("--report", args->report, "Write the training report (JSON) here");
+  train->add_option("--codes", args->codes, "Write the training data's SIDs (.ivecs) here");
   train->add_option("--kind", args->kind, "rqvae or rqkmeans")->capture_default_str();
   train->add_option("--metric", args->metric, "cosine or l2")->capture_default_str();
   train->add_option("--levels", args->config.levels, "Levels L")->capture_default_str();

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <thread>
 
 #include "index/file_util.h"
 #include "index/model_file.h"
@@ -112,6 +113,25 @@ TEST(RqVae, SaveLoadGivesIdenticalCodesAndHash) {
   ASSERT_TRUE(model.decode(400, a.data(), ra.data()).is_ok());
   ASSERT_TRUE((*loaded)->decode(400, a.data(), rb.data()).is_ok());
   EXPECT_EQ(ra, rb);
+}
+
+TEST(RqVae, ConcurrentReadersGetTheSameCodes) {
+  auto model = RqVae::create(small_config(), 7);
+  ASSERT_TRUE(model.is_ok());
+  auto x = testing::clustered_data(500, 16, 10, 9);
+  std::vector<std::int32_t> expected(1000);
+  ASSERT_TRUE((*model)->encode(500, x.data.data(), expected.data()).is_ok());
+  std::vector<std::vector<std::int32_t>> got(4, std::vector<std::int32_t>(1000));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 10; ++round) {
+        ASSERT_TRUE((*model)->encode(500, x.data.data(), got[t].data()).is_ok());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (const auto& g : got) EXPECT_EQ(g, expected);
 }
 
 TEST(RqVae, CorruptedModelFileIsCaughtByTheContentHash) {

@@ -68,6 +68,22 @@ TEST(Trainer, EmaCodebooksAlsoUseEveryCode) {
   for (const auto& level : result->report.codes.levels) EXPECT_GE(level.used_fraction, 0.9);
 }
 
+TEST(Trainer, SharedCosineCodebookTrainsAndReportsEpochHealth) {
+  auto x = testing::clustered_data(2000, 32, 16, 13, 16);
+  RqVaeConfig c = config_for(32, 2, 32);
+  c.shared_codebook = true;
+  c.codebook_distance = CodebookDistance::kCosine;
+  auto result = train_rqvae(c, quick_options(12), x.rows, x.data.data());
+  ASSERT_TRUE(result.is_ok()) << result.status().to_string();
+  const auto& last = result->report.history.back();
+  ASSERT_EQ(last.codes.levels.size(), 2u);
+  EXPECT_GT(last.codes.items, 0u);
+  EXPECT_GT(last.validation_reconstruction.mean_cosine, 0.0);
+  EXPECT_GE(result->report.codes.levels[0].used_fraction, 0.5);
+  auto json = result->report.to_json();
+  EXPECT_TRUE(json["history"].back().contains("codes"));
+}
+
 TEST(Trainer, SameSeedGivesIdenticalModelFiles) {
   auto x = testing::clustered_data(1000, 16, 32, 5);
   auto a = train_rqvae(config_for(16, 2, 16), quick_options(8), x.rows, x.data.data());
@@ -121,6 +137,7 @@ TEST(Trainer, FirstLevelDoesNotCollapseOnMovieLens) {
   TrainOptions o;
   o.epochs = 40;
   o.warmup_epochs = 10;
+  o.decoder_refine_epochs = 5;
   auto result = train_rqvae(config, o, x->rows, x->data.data());
   ASSERT_TRUE(result.is_ok()) << result.status().to_string();
   for (const auto& level : result->report.codes.levels) EXPECT_GE(level.used_fraction, 0.9);
