@@ -1,0 +1,56 @@
+#include "http/http_types.h"
+
+namespace semid::http {
+
+Response json_response(const Request& request, HttpStatus status, const nlohmann::json& body) {
+  Response response{status, request.version()};
+  response.set(beast_http::field::server, "semid");
+  response.set(beast_http::field::content_type, "application/json");
+  response.keep_alive(request.keep_alive());
+  // Replace invalid UTF-8 rather than throwing: payloads come from users.
+  response.body() = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  response.prepare_payload();
+  return response;
+}
+
+Response error_response(const Request& request, HttpStatus status, const std::string& code,
+                        const std::string& message) {
+  return json_response(request, status, {{"error", {{"code", code}, {"message", message}}}});
+}
+
+HttpStatus http_status_of(Status::Code code) {
+  switch (code) {
+    case Status::Code::kOk: return HttpStatus::ok;
+    case Status::Code::kInvalidArgument: return HttpStatus::bad_request;
+    case Status::Code::kNotFound: return HttpStatus::not_found;
+    case Status::Code::kAlreadyExists: return HttpStatus::conflict;
+    case Status::Code::kFailedPrecondition: return HttpStatus::conflict;
+    case Status::Code::kBusy: return HttpStatus::service_unavailable;
+    case Status::Code::kCorruption:
+    case Status::Code::kIOError:
+    case Status::Code::kInternal: return HttpStatus::internal_server_error;
+  }
+  return HttpStatus::internal_server_error;
+}
+
+std::string error_code_of(Status::Code code) {
+  switch (code) {
+    case Status::Code::kOk: return "ok";
+    case Status::Code::kInvalidArgument: return "invalid_argument";
+    case Status::Code::kNotFound: return "not_found";
+    case Status::Code::kAlreadyExists: return "already_exists";
+    case Status::Code::kFailedPrecondition: return "failed_precondition";
+    case Status::Code::kBusy: return "busy";
+    case Status::Code::kCorruption: return "corruption";
+    case Status::Code::kIOError: return "io_error";
+    case Status::Code::kInternal: return "internal";
+  }
+  return "internal";
+}
+
+Response status_response(const Request& request, const Status& status) {
+  return error_response(request, http_status_of(status.code()), error_code_of(status.code()),
+                        status.message());
+}
+
+}  // namespace semid::http

@@ -1,0 +1,44 @@
+// The HTTP vocabulary of semid's server: Beast requests/responses with string bodies, and the
+// JSON conventions every endpoint follows.
+//
+// Success: {"result": ..., "time": seconds}. Error: {"error": {"code": "...", "message": "..."}}
+// with a fitting 4xx/5xx status (as Qdrant, Milvus and Weaviate users expect).
+#pragma once
+
+#include <boost/beast/http.hpp>
+
+#include <functional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "index/status.h"
+
+namespace semid::http {
+
+namespace beast_http = boost::beast::http;
+using Request = beast_http::request<beast_http::string_body>;
+using Response = beast_http::response<beast_http::string_body>;
+using Verb = beast_http::verb;
+using HttpStatus = beast_http::status;
+
+// The pure request handler: no sockets, no threads of its own. Must not throw.
+using Handler = std::function<Response(const Request&)>;
+
+// A response with a JSON body and the request's HTTP version and keep-alive.
+Response json_response(const Request& request, HttpStatus status, const nlohmann::json& body);
+
+// {"error": {"code": code, "message": message}} with `status`.
+Response error_response(const Request& request, HttpStatus status, const std::string& code,
+                        const std::string& message);
+
+// Maps a Status to an error response: InvalidArgument -> 400 "invalid_argument", NotFound -> 404,
+// AlreadyExists -> 409, FailedPrecondition -> 409, Busy -> 503, Corruption/IOError/Internal ->
+// 500.
+Response status_response(const Request& request, const Status& status);
+
+// The HTTP status a Status code maps to, and its snake_case error code.
+HttpStatus http_status_of(Status::Code code);
+std::string error_code_of(Status::Code code);
+
+}  // namespace semid::http

@@ -1,0 +1,292 @@
+#include "http/server.h"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/core.hpp>
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+namespace semid::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+
+Status ServerOptions::validate() const {
+  auto bad = [](const std::string& field, const std::string& value, const std::string& rule) {
+    return Status::invalid_argument(field + " = " + value + ": " + rule);
+  };
+  if (io_threads < 1 || io_threads > 256) return bad("io_threads", std::to_string(io_threads), "must be in [1, 256]");
+  if (worker_threads < 1 || worker_threads > 1024) {
+    return bad("worker_threads", std::to_string(worker_threads), "must be in [1, 1024]");
+  }
+  if (body_limit < 1024) return bad("body_limit", std::to_string(body_limit), "must be >= 1024 bytes");
+  if (header_limit < 1024) return bad("header_limit", std::to_string(header_limit), "must be >= 1024 bytes");
+  if (read_timeout.count() <= 0) return bad("read_timeout", std::to_string(read_timeout.count()), "must be > 0 ms");
+  if (write_timeout.count() <= 0) return bad("write_timeout", std::to_string(write_timeout.count()), "must be > 0 ms");
+  if (shutdown_grace.count() < 0) return bad("shutdown_grace", std::to_string(shutdown_grace.count()), "must be >= 0 ms");
+  boost::system::error_code ec;
+  asio::ip::make_address(host, ec);
+  if (ec) return bad("host", "'" + host + "'", "is not an IP address");
+  return Status::ok();
+}
+
+struct Server::Impl {
+  Impl(ServerOptions o, Handler h)
+      : options(std::move(o)), handler(std::move(h)), ioc(options.io_threads),
+        acceptor(asio::make_strand(ioc)), workers(static_cast<std::size_t>(options.worker_threads)) {}
+
+  void accept();
+  void run_handler(const Request& request, Response& response);
+
+  ServerOptions options;
+  Handler handler;
+  asio::io_context ioc;
+  tcp::acceptor acceptor;
+  asio::thread_pool workers;
+  // Keeps the I/O threads running while a request is on the worker pool and no socket operation
+  // is pending (during stop(), after the acceptor closed).
+  asio::executor_work_guard<asio::io_context::executor_type> work_guard{ioc.get_executor()};
+  std::vector<std::thread> io_threads;
+  std::atomic<std::size_t> in_flight{0};
+  std::atomic<bool> draining{false};
+  std::atomic<bool> stopped{false};
+  unsigned short port = 0;
+  std::mutex mutex;
+  std::condition_variable idle;
+};
+
+namespace {
+
+// One connection: read a request, hand it to the worker pool, write the answer, repeat.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  // `server` outlives every session: Server::stop() joins all threads before it goes.
+  Session(tcp::socket&& socket, Server::Impl* server) : stream_(std::move(socket)), server_(server) {}
+
+  void start() {
+    asio::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::read, shared_from_this()));
+  }
+
+ private:
+  void read() {
+    parser_.emplace();  // a fresh parser per message
+    parser_->body_limit(server_->options.body_limit);
+    parser_->header_limit(static_cast<std::uint32_t>(server_->options.header_limit));
+    // One deadline over the whole request read: headers, any 100-continue, and the body.
+    stream_.expires_after(server_->options.read_timeout);
+    beast::http::async_read_header(stream_, buffer_, *parser_,
+                                   beast::bind_front_handler(&Session::on_header, shared_from_this()));
+  }
+
+  void on_header(beast::error_code ec, std::size_t) {
+    if (ec) return on_read_error(ec);
+    const auto& header = parser_->get();
+    if (beast::iequals(header[beast::http::field::expect], "100-continue")) {
+      // curl waits a second for this before sending a large body.
+      auto cont = std::make_shared<beast::http::response<beast::http::empty_body>>(
+          beast::http::status::continue_, header.version());
+      beast::http::async_write(stream_, *cont,
+                               [self = shared_from_this(), cont](beast::error_code wec, std::size_t) {
+                                 if (wec) return self->close();
+                                 self->read_body();
+                               });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
+    beast::http::async_read(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&Session::on_read, shared_from_this()));
+  }
+
+  void on_read_error(beast::error_code ec) {
+    if (ec == beast::http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+        ec == asio::error::eof) {
+      return close();
+    }
+    // A malformed or oversized request: answer it, then close (the stream is out of sync).
+    Request stub;
+    stub.version(11);
+    stub.keep_alive(false);
+    Response response;
+    if (ec == beast::http::error::body_limit) {
+      response = error_response(stub, HttpStatus::payload_too_large, "payload_too_large",
+                                "request body exceeds the limit of " +
+                                    std::to_string(server_->options.body_limit) + " bytes");
+    } else if (ec == beast::http::error::header_limit) {
+      response = error_response(stub, HttpStatus::request_header_fields_too_large,
+                                "header_too_large",
+                                "request headers exceed the limit of " +
+                                    std::to_string(server_->options.header_limit) + " bytes");
+    } else {
+      response = error_response(stub, HttpStatus::bad_request, "bad_request",
+                                "malformed HTTP request: " + ec.message());
+    }
+    response.keep_alive(false);
+    write(std::move(response));
+  }
+
+  void on_read(beast::error_code ec, std::size_t) {
+    if (ec) return on_read_error(ec);
+    auto request = std::make_shared<Request>(parser_->release());
+    auto self = shared_from_this();
+    ++server_->in_flight;
+    asio::post(server_->workers, [self, request] {
+      Response response;
+      self->server_->run_handler(*request, response);
+      asio::post(self->stream_.get_executor(), [self, r = std::move(response)]() mutable {
+        self->write(std::move(r), /*counts_in_flight=*/true);
+      });
+    });
+  }
+
+  void finish_request() {
+    if (--server_->in_flight == 0) {
+      std::lock_guard lock(server_->mutex);
+      server_->idle.notify_all();
+    }
+  }
+
+  // A handled request stays "in flight" until its response is written, so stop() never cuts a
+  // response off.
+  void write(Response response, bool counts_in_flight = false) {
+    counts_in_flight_ = counts_in_flight;
+    response_ = std::make_shared<Response>(std::move(response));
+    stream_.expires_after(server_->options.write_timeout);
+    beast::http::async_write(stream_, *response_,
+                             beast::bind_front_handler(&Session::on_write, shared_from_this()));
+  }
+
+  void on_write(beast::error_code ec, std::size_t) {
+    const bool keep_alive = response_->keep_alive();
+    response_.reset();
+    if (counts_in_flight_) finish_request();
+    if (ec || !keep_alive || server_->stopped) return close();
+    read();
+  }
+
+  void close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.socket().close(ec);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<beast::http::request_parser<beast::http::string_body>> parser_;
+  std::shared_ptr<Response> response_;
+  bool counts_in_flight_ = false;
+  Server::Impl* server_;
+};
+
+}  // namespace
+
+void Server::Impl::accept() {
+  acceptor.async_accept(asio::make_strand(ioc), [self = this](beast::error_code ec,
+                                                             tcp::socket socket) {
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
+      spdlog::warn("accept failed: {}", ec.message());
+    } else {
+      std::make_shared<Session>(std::move(socket), self)->start();
+    }
+    self->accept();
+  });
+}
+
+void Server::Impl::run_handler(const Request& request, Response& response) {
+  if (draining) {
+    response = error_response(request, HttpStatus::service_unavailable, "draining",
+                              "the server is shutting down");
+    response.keep_alive(false);
+    return;
+  }
+  try {
+    response = handler(request);
+  } catch (const std::exception& e) {
+    // Handlers do not throw by contract; this is the last line of defence.
+    spdlog::error("handler threw on {} {}: {}", std::string(request.method_string()),
+                  std::string(request.target()), e.what());
+    response = error_response(request, HttpStatus::internal_server_error, "internal",
+                              "internal error");
+  }
+}
+
+Server::Server(ServerOptions options, Handler handler)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler))) {}
+
+Server::~Server() { stop(); }
+
+Status Server::start() {
+  SEMID_RETURN_IF_ERROR(impl_->options.validate());
+  const auto address = asio::ip::make_address(impl_->options.host);
+  const tcp::endpoint endpoint(address, impl_->options.port);
+  beast::error_code ec;
+  auto fail = [&](const char* what) {
+    return Status::io_error(std::string("cannot ") + what + " " + impl_->options.host + ":" +
+                            std::to_string(impl_->options.port) + ": " + ec.message());
+  };
+  impl_->acceptor.open(endpoint.protocol(), ec);
+  if (ec) return fail("open a socket for");
+  impl_->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  impl_->acceptor.bind(endpoint, ec);
+  if (ec) return fail("bind");
+  impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return fail("listen on");
+  impl_->port = impl_->acceptor.local_endpoint().port();
+  impl_->accept();
+  for (int i = 0; i < impl_->options.io_threads; ++i) {
+    impl_->io_threads.emplace_back([impl = impl_.get()] { impl->ioc.run(); });
+  }
+  return Status::ok();
+}
+
+unsigned short Server::port() const { return impl_->port; }
+std::size_t Server::in_flight() const { return impl_->in_flight; }
+bool Server::draining() const { return impl_->draining; }
+
+void Server::stop() {
+  if (impl_->stopped.exchange(true)) return;
+  impl_->draining = true;
+  asio::post(impl_->acceptor.get_executor(), [impl = impl_.get()] {
+    beast::error_code ec;
+    impl->acceptor.close(ec);
+  });
+  {
+    std::unique_lock lock(impl_->mutex);
+    impl_->idle.wait_for(lock, impl_->options.shutdown_grace, [&] { return impl_->in_flight == 0; });
+  }
+  impl_->workers.join();
+  impl_->work_guard.reset();
+  impl_->ioc.stop();
+  for (auto& t : impl_->io_threads) {
+    if (t.joinable()) t.join();
+  }
+}
+
+int Server::wait_for_signal() {
+  asio::io_context signal_context;
+  asio::signal_set signals(signal_context, SIGINT, SIGTERM);
+  int received = 0;
+  signals.async_wait([&](const beast::error_code&, int signal) { received = signal; });
+  signal_context.run();
+  spdlog::info("signal {} received: draining (grace {} ms)", received,
+               impl_->options.shutdown_grace.count());
+  stop();
+  return received;
+}
+
+}  // namespace semid::http
