@@ -1,0 +1,205 @@
+// semid::IndexRQVAE: a FAISS index whose codes are semantic IDs.
+//
+// The index holds one trained Quantizer (an RQ-VAE, or residual k-means) and, per item, its SID
+// packed as in sid.h: `levels` codes of 1 byte each (codebook_size <= 256) or 2 bytes big-endian,
+// so code_size = sa_code_size() = L or 2L bytes. It derives from faiss::IndexFlatCodes as FAISS's
+// own additive-quantizer indexes do, and works inside FAISS's wrappers (IndexIDMap, IndexIDMap2,
+// IndexShards, IndexRefineFlat, IndexPreTransform).
+//
+// Metric: the model's. A cosine model gives METRIC_INNER_PRODUCT: inputs and queries are
+// L2-normalised on the way in, reconstructions are compared by cosine (distances are cosine
+// similarities, larger is closer). An L2 model gives METRIC_L2: squared Euclidean distance between
+// the raw query and the reconstruction (smaller is closer).
+//
+// Labels: after add() items are labelled by position 0..ntotal-1 and remove_ids() shifts later
+// labels down (FAISS's IndexFlatCodes semantics, which IndexIDMap relies on). After
+// add_with_ids() items are labelled by the caller's ids, kept in ids(); remove_ids() then keeps
+// every other item's label. One index holds one kind of label: mixing add() and add_with_ids()
+// throws (reset() first). IDSelectors (SearchParameters::sel, remove_ids) see these labels.
+//
+// Search modes (SearchParametersRQVAE::mode):
+//  - kCosine (default): the query is encoded to the latent once; every candidate item is scored by
+//    a per-level lookup table, score = 2 <z, s> - ||s||^2 = ||z||^2 - ||z - s||^2 where z is the
+//    query latent and s the sum of the item's codewords (||s||^2 is kept per item at add time) —
+//    no decoding in the scan. Without a filter the scan goes by first-level code, groups with the
+//    best score bound first, and skips the groups whose bound cannot reach the shortlist (the
+//    same shortlist as a full scan, with about 30% of the items scored on GloVe). The `shortlist`
+//    best items per query are decoded (each distinct SID once per search call) and ranked by the
+//    exact metric between the query and the reconstruction. With `beam` = B > 0 the scan is
+//    restricted to the items under the B best SIDs found by a beam search over the trie, level by
+//    level (sub-linear in ntotal).
+//  - kPrefix: the items sharing the longest SID prefix with the query's SID, ranked by shared
+//    length (longer first) and then by the exact metric (the shortlist picks, within each
+//    shared length, the items the lookup table ranks best); deeper groups fill the k results
+//    first, then shallower ones down to `min_prefix`. Distances are the exact metric values, so
+//    they are not monotone across groups.
+//  - kExhaustive: every candidate is decoded and ranked exactly: the reference the fast modes are
+//    measured against, and what range_search always does.
+//  In every mode `prefix` (a SID prefix filter) and `sel` restrict the candidates.
+//
+// Results follow FAISS: rows of k labels and distances sorted closest first; missing results are
+// label -1 with distance -FLT_MAX (inner product) or +FLT_MAX (L2), the sentinels FAISS's own heaps
+// and wrappers use; n = 0 is a no-op; k must be > 0; an untrained index throws.
+//
+// Errors: faiss::FaissException naming the failed condition and its values (bad arguments,
+// unsupported SearchParameters types, model failures such as NaN/Inf inputs).
+//
+// Threads: search parallelises across queries with OpenMP; the model (LibTorch) is only called
+// outside parallel regions, in batches (query latents, decoding of the shortlisted SIDs).
+//
+// Size: at most 2^32 - 1 items (positions are kept as uint32 in the scan's level-1 groups).
+//
+// Thread safety: const methods (search, range_search, reconstruct, sa_encode, sa_decode) may run
+// concurrently; anything that modifies the index needs exclusive access (caller synchronises).
+#pragma once
+
+#include <faiss/IndexFlatCodes.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "index/quantizer.h"
+#include "index/rqvae.h"
+#include "index/sid.h"
+#include "index/trainer.h"
+#include "index/trie.h"
+
+namespace semid {
+
+enum class SearchMode { kCosine, kPrefix, kExhaustive };
+
+// Search parameters of IndexRQVAE. A plain faiss::SearchParameters (sel only) is also accepted;
+// any other SearchParameters type throws. Fields that the chosen mode does not use must keep their
+// defaults (they throw otherwise, rather than being silently ignored).
+struct SearchParametersRQVAE : faiss::SearchParameters {
+  using idx_t = faiss::Index::idx_t;
+
+  // Default: kCosine.
+  SearchMode mode = SearchMode::kCosine;
+  // kCosine and kPrefix: items per query that the lookup-table scan keeps and that are then ranked
+  // exactly (per shared length in kPrefix). 0 means max(kShortlistPerK * k, kMinShortlist); values
+  // below k are raised to k. Larger is slower and closer to kExhaustive. Default: 0.
+  idx_t shortlist = 0;
+  // kCosine: 0 scans every candidate; B > 0 keeps the B best prefixes per level (trie beam search)
+  // and scans only the items under the B best full SIDs. Default: 0.
+  int beam = 0;
+  // kPrefix: only items sharing at least this many leading codes with the query's SID, in
+  // [0, levels]. Default: 0.
+  int min_prefix = 0;
+  // Every mode: only items whose SID starts with these codes (at most `levels` codes, each in
+  // [0, codebook_size)). Default: empty (no filter).
+  std::vector<std::int32_t> prefix;
+};
+
+struct IndexRQVAE : faiss::IndexFlatCodes {
+  // Default shortlist: max(kShortlistPerK * k, kMinShortlist) (see SearchParametersRQVAE).
+  static constexpr idx_t kShortlistPerK = 4;
+  static constexpr idx_t kMinShortlist = 64;
+
+  // What train() passes to train_rqvae (trainer.h). Default: TrainOptions{} (200 epochs with
+  // early stopping; set fewer for quick experiments).
+  TrainOptions train_options;
+
+  // An untrained index: train() fits an RQ-VAE with `config` (its dim and metric are taken from
+  // d and metric). metric: METRIC_INNER_PRODUCT (cosine) or METRIC_L2; anything else throws, as
+  // does an invalid config.
+  IndexRQVAE(idx_t d, const RqVaeConfig& config,
+             faiss::MetricType metric = faiss::METRIC_INNER_PRODUCT);
+  // A trained index over `model` (an RqVae or RqKMeans; shared, so several indexes — e.g. shards
+  // — can hold one model). d, metric and code_size follow the model.
+  explicit IndexRQVAE(std::shared_ptr<const Quantizer> model);
+
+  // The model (null until trained).
+  const std::shared_ptr<const Quantizer>& model() const { return model_; }
+  // The architecture train() fits (the model's own config once one is set).
+  const RqVaeConfig& config() const { return config_; }
+  int levels() const { return codec_.levels(); }
+  int codebook_size() const { return codec_.codebook_size(); }
+  const SidKeyCodec& codec() const { return codec_; }
+  // Whether items are labelled by caller ids (add_with_ids) rather than positions.
+  bool has_ids() const { return has_ids_; }
+  // The caller ids, ntotal of them when has_ids(), else empty.
+  const std::vector<idx_t>& ids() const { return ids_; }
+  // The stored SIDs; item ids in the trie are positions (0..ntotal-1).
+  const SidTrie& trie() const { return trie_; }
+
+  // Trains a new RQ-VAE from `config()` and `train_options` on x (n * d). Throws when the index
+  // holds items (their codes would be stale), or when training fails (too few items, NaN/Inf...).
+  // With `verbose`, prints one line per epoch.
+  void train(idx_t n, const float* x) override;
+  // Encodes and appends n vectors (n * d floats), labelled ntotal, ntotal + 1, ...
+  void add(idx_t n, const float* x) override;
+  // Same, labelled xids[0..n).
+  void add_with_ids(idx_t n, const float* x, const idx_t* xids) override;
+  // Appends n already-encoded items: codes is n * code_size bytes (packed SIDs, every level
+  // < codebook_size or it throws), xids n labels or null for positional labels. This is how
+  // stored codes come back without re-encoding (read_index, storage).
+  void add_codes(idx_t n, const std::uint8_t* codes, const idx_t* xids);
+
+  // x: n * d queries. distances, labels: n * k outputs. params: null, a faiss::SearchParameters
+  // (sel only) or a SearchParametersRQVAE.
+  void search(idx_t n, const float* x, idx_t k, float* distances, idx_t* labels,
+              const faiss::SearchParameters* params = nullptr) const override;
+  // Every candidate within `radius` by the exact metric (inner product > radius, or L2 distance
+  // < radius), unordered. params: as for search, but range_search is always exact: mode must be
+  // kCosine or kExhaustive with default shortlist and beam; sel and prefix apply.
+  void range_search(idx_t n, const float* x, float radius, faiss::RangeSearchResult* result,
+                    const faiss::SearchParameters* params = nullptr) const override;
+
+  // The reconstruction of the item labelled `key` (d floats): by position after add(), by caller
+  // id after add_with_ids() (a linear lookup, O(ntotal); wrap in IndexIDMap2 for a hashed one).
+  void reconstruct(idx_t key, float* recons) const override;
+  // Removes the items whose label `sel` holds; returns how many.
+  std::size_t remove_ids(const faiss::IDSelector& sel) override;
+  void reset() override;
+  // Moves other's items (an IndexRQVAE over a model with the same content hash, with the same
+  // kind of labels) to the end of this index. Caller ids are shifted by add_id, as IndexIDMap does.
+  void merge_from(faiss::Index& other, idx_t add_id = 0) override;
+  void check_compatible_for_merge(const faiss::Index& other) const override;
+
+  // x: n * d -> bytes: n * code_size (packed SIDs), and back: n * d reconstructions.
+  void sa_encode(idx_t n, const float* x, std::uint8_t* bytes) const override;
+  void sa_decode(idx_t n, const std::uint8_t* bytes, float* x) const override;
+
+ private:
+  friend struct RqvaeSearch;  // the search machinery (IndexRQVAE.cpp)
+
+  void set_model(std::shared_ptr<const Quantizer> model);
+  void encode_and_append(idx_t n, const float* x, const idx_t* xids);
+  void append_items(idx_t n, const std::uint8_t* codes, const idx_t* xids);
+  // Files the item at `position` (SID `sid`, norm already in item_norms_) in the trie and its
+  // level-1 group.
+  void index_item(std::size_t position, const std::int32_t* sid);
+  void clear_item_index();
+  void rebuild_item_index();
+  idx_t label(std::size_t position) const {
+    return has_ids_ ? ids_[position] : static_cast<idx_t>(position);
+  }
+
+  std::shared_ptr<const Quantizer> model_;
+  const RqVae* rqvae_ = nullptr;  // model_ when it is an RQ-VAE (latents come from its encoder)
+  RqVaeConfig config_;
+  SidKeyCodec codec_;
+  int latent_dim_ = 0;
+  // Per level l: codebook_size * latent_dim_ floats, codebooks_[(l * K + c) * latent_dim_ + j].
+  std::vector<float> codebooks_;
+  // ||sum of the item's codewords||^2 per item (the lookup-table scan's norm term).
+  std::vector<float> item_norms_;
+  bool has_ids_ = false;
+  std::vector<idx_t> ids_;
+  SidTrie trie_;
+  // The items again, grouped by first-level code, each group contiguous (positions, norm terms,
+  // and the codes of levels 2..L): the full scan visits the groups best bound first, skips those
+  // that cannot reach the shortlist, and streams through the rest. 10 bytes per 3x8 item.
+  struct Level1Group {
+    std::vector<std::uint32_t> positions;
+    std::vector<float> norms;
+    std::vector<std::uint8_t> tails;  // (code_size - bytes_per_level) bytes per item
+    float min_norm = 0;
+  };
+  std::vector<Level1Group> level1_groups_;
+};
+
+}  // namespace semid
