@@ -1,0 +1,41 @@
+// StoreOptions: how a storage::Collection (and a CollectionManager's collections) behave on disk.
+//
+// Every field states its default and what it costs or buys in crash safety and speed. Options are
+// validated once, when a collection is created or opened (InvalidArgument naming the field).
+#pragma once
+
+#include <cstddef>
+
+#include "index/status.h"
+
+namespace semid::storage {
+
+struct StoreOptions {
+  // fsync the write-ahead log at the end of every write batch (upsert, remove, reencode) before the
+  // call returns. true: an acknowledged write survives power loss and OS crashes, at the price of
+  // one fsync per batch. false: an acknowledged write is in the WAL (in the OS page cache) and
+  // survives a crash of the process (SIGKILL, abort), not of the machine. The WAL is always on.
+  // Default: false.
+  bool sync = false;
+  // Most items one upsert or remove may carry; bounds a batch's memory and its single RocksDB
+  // WriteBatch. Range [1, 10,000,000]. Default: 100,000.
+  std::size_t max_batch_items = 100000;
+  // Largest payload of one item, in bytes of JSON text. Range [0, 64 MiB]. Default: 1 MiB.
+  std::size_t max_payload_bytes = std::size_t{1} << 20;
+  // Vectors per model call when a batch (or reencode) is encoded. Small chunks keep the encoder's
+  // activations in cache: the default RQ-VAE on GloVe encoded ~160k items/s in chunks of 256,
+  // ~85k in chunks of 8192 (benchmarks/bench_storage, 1 thread). Range [1, 1,048,576].
+  // Default: 256.
+  std::size_t encode_chunk = 256;
+  // RocksDB memtable size (write_buffer_size) of each column family: larger means fewer, bigger
+  // flushes and a longer WAL replay after a crash. Range [1 MiB, 4 GiB]. Default: 64 MiB.
+  std::size_t write_buffer_bytes = std::size_t{64} << 20;
+  // LRU block cache shared by the column families (reads of items and SID keys); 0 disables it.
+  // Range [0, 1 TiB]. Default: 32 MiB.
+  std::size_t block_cache_bytes = std::size_t{32} << 20;
+
+  // InvalidArgument naming the first field outside its range.
+  Status validate() const;
+};
+
+}  // namespace semid::storage
