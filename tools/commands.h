@@ -26,4 +26,10 @@ void register_data_commands(CLI::App& app);
 // `semid train`, `semid encode`, `semid eval`: semantic-ID models (model_commands.cpp).
 void register_model_commands(CLI::App& app);
 
+// `semid ingest`, `semid stats`: durable collections (storage_commands.cpp).
+void register_storage_commands(CLI::App& app);
+
+// `semid serve`: the HTTP API over a data directory (serve_command.cpp).
+void register_serve_command(CLI::App& app);
+
 }  // namespace semid::tools

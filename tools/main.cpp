@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "semid 0.1.0");
   semid::tools::register_data_commands(app);
   semid::tools::register_model_commands(app);
+  semid::tools::register_storage_commands(app);
+  semid::tools::register_serve_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

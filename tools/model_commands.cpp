@@ -221,6 +221,7 @@ void register_model_commands(CLI::App& app) {
   train->add_option("--ema-decay", o.ema_decay, "EMA decay")->capture_default_str();
   train->add_option("--kmeans-iterations", o.kmeans_iterations, "k-means iterations per level")->capture_default_str();
   train->add_option("--dead-code-steps", o.dead_code_steps, "Restart codes unused this many steps (0 = never)")->capture_default_str();
+  train->add_option("--decoder-refine-epochs", o.decoder_refine_epochs, "Decoder-only epochs on the final SIDs")->capture_default_str();
   train->add_flag("--quiet", args->quiet, "No progress output");
   train->callback([args] { run_train(*args); });
 

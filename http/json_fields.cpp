@@ -1,0 +1,263 @@
+#include "http/json_fields.h"
+
+#include <cfloat>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+
+namespace semid::http {
+
+using nlohmann::json;
+
+void throw_api_error(HttpStatus status, std::string code, std::string message) {
+  throw ApiError{status, std::move(code), std::move(message)};
+}
+
+void throw_invalid_field(const std::string& message) {
+  throw_api_error(HttpStatus::bad_request, "invalid_field", message);
+}
+
+void throw_invalid_value(const std::string& message) {
+  throw_api_error(HttpStatus::unprocessable_entity, "invalid_value", message);
+}
+
+void throw_status(const Status& status) {
+  switch (status.code()) {
+    case Status::Code::kInvalidArgument:
+      throw_invalid_value(status.message());
+    case Status::Code::kBusy:
+      throw_api_error(HttpStatus::service_unavailable, "busy", status.message());
+    default:
+      throw_api_error(http_status_of(status.code()), error_code_of(status.code()),
+                      status.message());
+  }
+}
+
+bool json_depth_within(std::string_view text, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return false;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return true;
+}
+
+namespace {
+
+std::string in_quotes(const std::string& path) { return "'" + path + "'"; }
+
+}  // namespace
+
+Fields::Fields(const json& object, std::string path) : object_(object), path_(std::move(path)) {
+  if (!object_.is_object()) {
+    throw_invalid_field((path_.empty() ? std::string("the body") : in_quotes(path_)) +
+                        " must be a JSON object");
+  }
+}
+
+const json* Fields::find(const std::string& name) {
+  known_.insert(name);
+  const auto it = object_.find(name);
+  if (it == object_.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+const json& Fields::require(const std::string& name) {
+  const json* value = find(name);
+  if (value == nullptr) throw_invalid_field("missing field " + in_quotes(path_of(name)));
+  return *value;
+}
+
+std::string Fields::path_of(const std::string& name) const {
+  return path_.empty() ? name : path_ + "." + name;
+}
+
+bool Fields::boolean(const std::string& name, bool fallback) {
+  const json* value = find(name);
+  return value == nullptr ? fallback : read_bool(*value, path_of(name));
+}
+
+std::string Fields::string(const std::string& name, const std::string& fallback) {
+  const json* value = find(name);
+  return value == nullptr ? fallback : read_string(*value, path_of(name));
+}
+
+std::int64_t Fields::integer(const std::string& name, std::int64_t fallback, std::int64_t min,
+                             std::int64_t max) {
+  const json* value = find(name);
+  return value == nullptr ? fallback : read_integer(*value, path_of(name), min, max);
+}
+
+double Fields::number(const std::string& name, double fallback, double min, double max) {
+  const json* value = find(name);
+  return value == nullptr ? fallback : read_number(*value, path_of(name), min, max);
+}
+
+void Fields::reject_unknown() const {
+  for (const auto& [key, value] : object_.items()) {
+    if (!known_.contains(key)) throw_invalid_field("unknown field " + in_quotes(path_of(key)));
+  }
+}
+
+std::int64_t read_integer(const json& value, const std::string& path, std::int64_t min,
+                          std::int64_t max) {
+  if (!value.is_number_integer()) throw_invalid_field(in_quotes(path) + " must be an integer");
+  bool in_range = false;
+  if (value.is_number_unsigned()) {  // may exceed INT64_MAX
+    const auto u = value.get<std::uint64_t>();
+    in_range = max >= 0 && u <= static_cast<std::uint64_t>(max) &&
+               (min <= 0 || u >= static_cast<std::uint64_t>(min));
+  } else {
+    const auto i = value.get<std::int64_t>();
+    in_range = i >= min && i <= max;
+  }
+  if (!in_range) {
+    throw_invalid_value(in_quotes(path) + " = " + value.dump() + " is outside [" +
+                        std::to_string(min) + ", " + std::to_string(max) + "]");
+  }
+  return value.get<std::int64_t>();
+}
+
+std::uint64_t read_unsigned(const json& value, const std::string& path, std::uint64_t max) {
+  if (!value.is_number_integer()) throw_invalid_field(in_quotes(path) + " must be an integer");
+  if (!value.is_number_unsigned() || value.get<std::uint64_t>() > max) {
+    throw_invalid_value(in_quotes(path) + " = " + value.dump() + " is outside [0, " +
+                        std::to_string(max) + "]");
+  }
+  return value.get<std::uint64_t>();
+}
+
+double read_number(const json& value, const std::string& path, double min, double max) {
+  if (!value.is_number()) throw_invalid_field(in_quotes(path) + " must be a number");
+  const double x = value.get<double>();
+  if (!(x >= min && x <= max)) {
+    throw_invalid_value(in_quotes(path) + " = " + value.dump() + " is outside [" +
+                        json(min).dump() + ", " + json(max).dump() + "]");
+  }
+  return x;
+}
+
+bool read_bool(const json& value, const std::string& path) {
+  if (!value.is_boolean()) throw_invalid_field(in_quotes(path) + " must be true or false");
+  return value.get<bool>();
+}
+
+std::string read_string(const json& value, const std::string& path) {
+  if (!value.is_string()) throw_invalid_field(in_quotes(path) + " must be a string");
+  return value.get<std::string>();
+}
+
+const json& read_array(const json& value, const std::string& path, std::size_t max_size) {
+  if (!value.is_array()) throw_invalid_field(in_quotes(path) + " must be an array");
+  if (value.size() > max_size) {
+    throw_invalid_value(in_quotes(path) + " has " + std::to_string(value.size()) +
+                        " elements; the limit is " + std::to_string(max_size));
+  }
+  return value;
+}
+
+void read_vector(const json& value, const std::string& path, std::size_t dim,
+                 std::vector<float>& out) {
+  if (!value.is_array()) throw_invalid_field(in_quotes(path) + " must be an array of numbers");
+  if (value.size() != dim) {
+    throw_api_error(HttpStatus::bad_request, "wrong_dimension",
+                    in_quotes(path) + " has " + std::to_string(value.size()) +
+                        " values; the collection's dimension is " + std::to_string(dim));
+  }
+  for (std::size_t j = 0; j < dim; ++j) {
+    const json& element = value[j];
+    if (!element.is_number()) {
+      throw_invalid_field(in_quotes(path + "[" + std::to_string(j) + "]") +
+                          " must be a number, not " + element.type_name());
+    }
+    const double x = element.get<double>();
+    if (!(std::fabs(x) <= FLT_MAX)) {
+      throw_api_error(HttpStatus::bad_request, "invalid_number",
+                      in_quotes(path + "[" + std::to_string(j) + "]") + " = " + element.dump() +
+                          " is not a finite float");
+    }
+    out.push_back(static_cast<float>(x));
+  }
+}
+
+std::size_t read_vectors(Fields& fields, std::size_t dim, std::size_t max_rows,
+                         std::vector<float>& out, bool& batch) {
+  const json* one = fields.find("vector");
+  const json* many = fields.find("vectors");
+  if ((one == nullptr) == (many == nullptr)) {
+    throw_invalid_field("give exactly one of " + in_quotes(fields.path_of("vector")) + " and " +
+                        in_quotes(fields.path_of("vectors")));
+  }
+  batch = many != nullptr;
+  if (!batch) {
+    read_vector(*one, fields.path_of("vector"), dim, out);
+    return 1;
+  }
+  const std::string path = fields.path_of("vectors");
+  const json& rows = read_array(*many, path, max_rows);
+  out.reserve(rows.size() * dim);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    read_vector(rows[i], path + "[" + std::to_string(i) + "]", dim, out);
+  }
+  return rows.size();
+}
+
+std::vector<std::int32_t> read_codes(const json& value, const std::string& path, int max_levels,
+                                     int codebook_size) {
+  if (!value.is_array()) throw_invalid_field(in_quotes(path) + " must be an array of codes");
+  if (value.size() > static_cast<std::size_t>(max_levels)) {
+    throw_invalid_value(in_quotes(path) + " has " + std::to_string(value.size()) +
+                        " codes; the collection's SIDs have " + std::to_string(max_levels));
+  }
+  std::vector<std::int32_t> codes;
+  codes.reserve(value.size());
+  for (std::size_t l = 0; l < value.size(); ++l) {
+    codes.push_back(static_cast<std::int32_t>(
+        read_integer(value[l], path + "[" + std::to_string(l) + "]", 0, codebook_size - 1)));
+  }
+  return codes;
+}
+
+std::vector<std::uint64_t> read_ids(const json& value, const std::string& path,
+                                    std::size_t max_count, std::uint64_t max_id) {
+  const json& array = read_array(value, path, max_count);
+  std::vector<std::uint64_t> ids;
+  ids.reserve(array.size());
+  for (std::size_t i = 0; i < array.size(); ++i) {
+    ids.push_back(read_unsigned(array[i], path + "[" + std::to_string(i) + "]", max_id));
+  }
+  return ids;
+}
+
+json json_float(float value) {
+  if (!std::isfinite(value)) return nullptr;
+  char text[32];
+  const auto end = std::to_chars(text, text + sizeof(text), value).ptr;
+  *end = '\0';
+  return std::strtod(text, nullptr);
+}
+
+json json_floats(const float* values, std::size_t n) {
+  json out = json::array();
+  out.get_ref<json::array_t&>().reserve(n);
+  for (std::size_t i = 0; i < n; ++i) out.push_back(json_float(values[i]));
+  return out;
+}
+
+}  // namespace semid::http

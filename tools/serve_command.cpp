@@ -1,0 +1,147 @@
+// `semid serve`: the HTTP API (http/api.h) over the collections of a data directory.
+//
+// Start-up: the server listens first (so /healthz answers and /readyz says "starting"), then every
+// collection is opened (its index and trie rebuilt from RocksDB), then /v1 becomes ready.
+// Shutdown on SIGTERM or SIGINT: stop accepting, finish in-flight requests within the grace
+// period, close every collection (RocksDB flush), exit 0.
+#include <pthread.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "http/api.h"
+#include "http/server.h"
+#include "index/rqvae.h"
+#include "storage/collection_manager.h"
+#include "tools/commands.h"
+
+namespace semid::tools {
+namespace {
+
+struct ServeArgs {
+  std::string data_dir;
+  std::string host = "127.0.0.1";
+  unsigned short port = 8080;
+  std::string api_key;
+  std::string read_only_key;
+  bool sync = false;
+  int threads = 2;
+  std::size_t body_limit = std::size_t{32} << 20;
+  bool no_access_log = false;
+};
+
+// The flag's value, else the environment variable's (keys on a command line show in `ps`).
+std::string key_from(const std::string& flag, const char* env) {
+  if (!flag.empty()) return flag;
+  const char* value = std::getenv(env);
+  return value != nullptr ? value : "";
+}
+
+void run_serve(const ServeArgs& args) {
+  // SIGINT and SIGTERM stay pending for sigwait() below: blocked here, before any thread starts,
+  // so every thread inherits the mask and none can die of a signal during start-up.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  // One level of parallelism: requests run on the worker pool, each model call on one thread.
+  RqVae::set_threads(1);
+
+  storage::StoreOptions store;
+  store.sync = args.sync;
+  auto manager = value_or_throw(storage::CollectionManager::open(args.data_dir, store));
+
+  http::ApiOptions api_options;
+  api_options.api_key = key_from(args.api_key, "SEMID_API_KEY");
+  api_options.read_only_key = key_from(args.read_only_key, "SEMID_READ_ONLY_KEY");
+  api_options.access_log = !args.no_access_log;
+  throw_if_error(api_options.validate());
+  http::Api api(*manager, api_options);
+
+  http::ServerOptions server_options;
+  server_options.host = args.host;
+  server_options.port = args.port;
+  server_options.worker_threads = args.threads;
+  server_options.body_limit = args.body_limit;
+  throw_if_error(server_options.validate());
+  http::Server server(server_options, api.handler());
+  throw_if_error(server.start());
+  spdlog::info("semid serving {} on http://{}:{} ({} worker threads, {}, {})", args.data_dir,
+               args.host, server.port(), args.threads,
+               api_options.api_key.empty() && api_options.read_only_key.empty()
+                   ? "no API key"
+                   : "API key required",
+               args.sync ? "fsync per write" : "WAL without fsync");
+
+  std::atomic<bool> open_failed{false};
+  std::thread opener([&] {
+    auto names = manager->list();
+    Status status = names.status();
+    for (const std::string& name : names ? *names : std::vector<std::string>{}) {
+      auto collection = manager->get(name);
+      if (!collection) {
+        status = collection.status().with_context("collection '" + name + "'");
+        break;
+      }
+      spdlog::info("opened collection '{}': {} items", name, (*collection)->size());
+    }
+    if (status) {
+      api.set_readiness(http::Readiness::kReady);
+      spdlog::info("ready");
+      return;
+    }
+    spdlog::error("cannot open the collections: {}", status.to_string());
+    open_failed = true;
+    kill(getpid(), SIGTERM);  // wakes sigwait() below
+  });
+
+  int signal = 0;
+  sigwait(&stop_signals, &signal);
+  if (!open_failed) spdlog::info("signal {} received: draining", signal);
+  api.set_readiness(http::Readiness::kDraining);
+  server.stop();
+  opener.join();
+  throw_if_error(manager->close_all());
+  if (open_failed) throw std::runtime_error("serve stopped: a collection could not be opened");
+  spdlog::info("stopped cleanly");
+}
+
+}  // namespace
+
+void register_serve_command(CLI::App& app) {
+  auto args = std::make_shared<ServeArgs>();
+  auto* serve = app.add_subcommand("serve", "Serve the collections of a data directory over HTTP");
+  serve
+      ->add_option("--data-dir", args->data_dir,
+                   "Data directory holding the collections (created when missing)")
+      ->required();
+  serve->add_option("--host", args->host, "Address to bind")->capture_default_str();
+  serve->add_option("--port", args->port, "Port to bind (0: any free port)")->capture_default_str();
+  serve->add_option("--api-key", args->api_key,
+                    "Key for every endpoint (default: $SEMID_API_KEY; none: open)");
+  serve->add_option("--read-only-key", args->read_only_key,
+                    "Key for read endpoints only (default: $SEMID_READ_ONLY_KEY)");
+  serve->add_flag("--sync", args->sync,
+                  "fsync the WAL after every write batch (survives power loss)");
+  serve->add_option("--threads", args->threads, "Worker threads running requests")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  serve->add_option("--body-limit", args->body_limit, "Largest request body in bytes (larger: 413)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 34));
+  serve->add_flag("--no-access-log", args->no_access_log, "Do not log one line per request");
+  serve->callback([args] { run_serve(*args); });
+}
+
+}  // namespace semid::tools
