@@ -8,7 +8,7 @@ data_dir=${1:-data}
 build_dir=${SEMID_BUILD_DIR:-build}
 seconds=${SEMID_LOAD_SECONDS:-60}
 store="$data_dir/store"
-[ -d "$store/glove" ] || { echo "load: run scripts/run first (no $store/glove)" >&2; exit 1; }
+[ -d "$store/collections/glove" ] || { echo "load: run scripts/run first (no $store/collections/glove)" >&2; exit 1; }
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export OMP_WAIT_POLICY=PASSIVE
 "$build_dir/semid" serve --data-dir "$store" --port "$port" --no-access-log &
