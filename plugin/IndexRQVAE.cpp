@@ -123,6 +123,33 @@ class ScanHeap {
   idx_t* positions_;
 };
 
+// <a, b> and ||a - b||^2 over d floats. Debian's FAISS computes these with its scalar reference
+// code; eight independent partial sums let the compiler use SIMD registers (the rerank and the
+// lookup tables run them per query).
+inline float dot(const float* a, const float* b, std::size_t d) {
+  std::array<float, 8> partial{};
+  std::size_t j = 0;
+  for (; j + 8 <= d; j += 8) {
+    for (std::size_t t = 0; t < 8; ++t) partial[t] += a[j + t] * b[j + t];
+  }
+  float sum = 0;
+  for (float p : partial) sum += p;
+  for (; j < d; ++j) sum += a[j] * b[j];
+  return sum;
+}
+
+inline float l2sqr(const float* a, const float* b, std::size_t d) {
+  std::array<float, 8> partial{};
+  std::size_t j = 0;
+  for (; j + 8 <= d; j += 8) {
+    for (std::size_t t = 0; t < 8; ++t) partial[t] += (a[j + t] - b[j + t]) * (a[j + t] - b[j + t]);
+  }
+  float sum = 0;
+  for (float p : partial) sum += p;
+  for (; j < d; ++j) sum += (a[j] - b[j]) * (a[j] - b[j]);
+  return sum;
+}
+
 // Leading codes two SIDs share.
 int shared_levels(const std::int32_t* a, const std::int32_t* b, int levels) {
   int l = 0;
@@ -601,10 +628,11 @@ std::vector<float> RqvaeSearch::query_latents(idx_t n, const float* x) const {
 }
 
 void RqvaeSearch::lookup_table(const float* latent, float* lut) const {
-  faiss::fvec_inner_products_ny(lut, latent, index.codebooks_.data(), latent_dim,
-                                codebook_size * levels);
   // Score = 2 <z, s> - ||s||^2: the factor 2 goes into the table, once per entry.
-  for (std::size_t i = 0; i < codebook_size * levels; ++i) lut[i] *= 2.0f;
+  const float* word = index.codebooks_.data();
+  for (std::size_t i = 0; i < codebook_size * levels; ++i, word += latent_dim) {
+    lut[i] = 2.0f * dot(latent, word, latent_dim);
+  }
 }
 
 std::vector<std::uint64_t> RqvaeSearch::filtered_positions(bool* all) const {
@@ -902,8 +930,8 @@ void RqvaeSearch::beam_candidates(const float* latent, std::vector<std::uint64_t
             (depth * codebook_size + static_cast<std::size_t>(child.code)) * latent_dim;
         for (std::size_t j = 0; j < latent_dim; ++j) sum[j] = sums[b * latent_dim + j] + word[j];
         // The scan's score of the partial sum: 2 <z, s> - ||s||^2 (= ||z||^2 - ||z - s||^2).
-        const float score = 2.0f * faiss::fvec_inner_product(latent, sum.data(), latent_dim) -
-                            faiss::fvec_norm_L2sqr(sum.data(), latent_dim);
+        const float score =
+            2.0f * dot(latent, sum.data(), latent_dim) - dot(sum.data(), sum.data(), latent_dim);
         expansions.push_back({score, static_cast<std::uint32_t>(b), child.code});
       }
     }
@@ -980,8 +1008,7 @@ void RqvaeSearch::rerank_block(idx_t n, const float* queries, const Shortlists& 
       for (std::size_t e = 0; e < shortlists.count[qi]; ++e) {
         const std::size_t entry = qi * cap + e;
         const float* row = rows.data() + static_cast<std::size_t>(row_of[entry]) * dim;
-        const float distance = inner_product ? faiss::fvec_inner_product(query, row, dim)
-                                             : faiss::fvec_L2sqr(query, row, dim);
+        const float distance = inner_product ? dot(query, row, dim) : l2sqr(query, row, dim);
         ranked.push_back({by_prefix ? shortlists.shared[entry] : 0, distance,
                           index.label(static_cast<std::size_t>(shortlists.positions[entry]))});
       }
