@@ -66,12 +66,17 @@ std::uint32_t SidTrie::find(std::span<const std::int32_t> prefix) const {
   return node;
 }
 
-Status SidTrie::insert(std::span<const std::int32_t> sid, std::uint64_t item_id) {
+Status SidTrie::validate_full_sid(std::span<const std::int32_t> sid, const char* operation) const {
   if (sid.size() != static_cast<std::size_t>(levels())) {
-    return Status::invalid_argument("insert needs a full SID of " + std::to_string(levels()) +
-                                    " codes, got " + std::to_string(sid.size()));
+    return Status::invalid_argument(std::string(operation) + " needs a full SID of " +
+                                    std::to_string(levels()) + " codes, got " +
+                                    std::to_string(sid.size()));
   }
-  SEMID_RETURN_IF_ERROR(codec_.validate_prefix(sid));
+  return codec_.validate_prefix(sid);
+}
+
+Status SidTrie::insert(std::span<const std::int32_t> sid, std::uint64_t item_id) {
+  SEMID_RETURN_IF_ERROR(validate_full_sid(sid, "insert"));
   std::array<std::uint32_t, 16> path{};
   std::uint32_t node = 0;
   for (std::size_t depth = 0; depth < sid.size(); ++depth) {
@@ -100,11 +105,7 @@ Status SidTrie::insert(std::span<const std::int32_t> sid, std::uint64_t item_id)
 }
 
 Status SidTrie::erase(std::span<const std::int32_t> sid, std::uint64_t item_id) {
-  if (sid.size() != static_cast<std::size_t>(levels())) {
-    return Status::invalid_argument("erase needs a full SID of " + std::to_string(levels()) +
-                                    " codes, got " + std::to_string(sid.size()));
-  }
-  SEMID_RETURN_IF_ERROR(codec_.validate_prefix(sid));
+  SEMID_RETURN_IF_ERROR(validate_full_sid(sid, "erase"));
   std::array<std::uint32_t, 16> path{};
   std::uint32_t node = 0;
   for (std::size_t depth = 0; depth < sid.size(); ++depth) {

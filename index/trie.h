@@ -99,6 +99,8 @@ class SidTrie {
   static constexpr std::uint32_t kNone = UINT32_MAX;
 
   explicit SidTrie(SidKeyCodec codec);
+  // InvalidArgument unless `sid` has exactly levels() codes, each in [0, codebook_size()).
+  Status validate_full_sid(std::span<const std::int32_t> sid, const char* operation) const;
   // The node reached by `prefix` (an inner index for prefix.size() < levels, a leaf index
   // otherwise), or kNone when the prefix is not populated. The prefix must be valid.
   std::uint32_t find(std::span<const std::int32_t> prefix) const;
