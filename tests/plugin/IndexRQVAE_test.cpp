@@ -21,20 +21,8 @@ namespace semid {
 namespace {
 
 using testing::idx_t;
-
-struct Results {
-  std::vector<float> distances;
-  std::vector<idx_t> labels;
-};
-
-Results search(const faiss::Index& index, const std::vector<float>& queries, idx_t k,
-               const faiss::SearchParameters* params = nullptr) {
-  const idx_t nq = static_cast<idx_t>(queries.size()) / index.d;
-  Results r{std::vector<float>(static_cast<std::size_t>(nq * k)),
-            std::vector<idx_t>(static_cast<std::size_t>(nq * k))};
-  index.search(nq, queries.data(), k, r.distances.data(), r.labels.data(), params);
-  return r;
-}
+using testing::Results;
+using testing::search;
 
 SearchParametersRQVAE params_for(SearchMode mode) {
   SearchParametersRQVAE p;

@@ -26,20 +26,8 @@ namespace semid {
 namespace {
 
 using testing::idx_t;
-
-struct Results {
-  std::vector<float> distances;
-  std::vector<idx_t> labels;
-  bool operator==(const Results&) const = default;
-};
-
-Results search(const faiss::Index& index, const std::vector<float>& queries, idx_t k) {
-  const idx_t nq = static_cast<idx_t>(queries.size()) / index.d;
-  Results r{std::vector<float>(static_cast<std::size_t>(nq * k)),
-            std::vector<idx_t>(static_cast<std::size_t>(nq * k))};
-  index.search(nq, queries.data(), k, r.distances.data(), r.labels.data());
-  return r;
-}
+using testing::Results;
+using testing::search;
 
 std::vector<std::uint8_t> to_bytes(const faiss::Index& index) {
   faiss::VectorIOWriter writer;

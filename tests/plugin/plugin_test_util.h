@@ -218,4 +218,21 @@ inline double overlap(const std::vector<idx_t>& found, const std::vector<idx_t>&
   return static_cast<double>(hits) / static_cast<double>(nq * k);
 }
 
+// One search call's outputs: nq * k distances and labels, row-major.
+struct Results {
+  std::vector<float> distances;
+  std::vector<idx_t> labels;
+  bool operator==(const Results&) const = default;
+};
+
+// index.search over queries (nq * d floats) with optional parameters.
+inline Results search(const faiss::Index& index, const std::vector<float>& queries, idx_t k,
+                      const faiss::SearchParameters* params = nullptr) {
+  const idx_t nq = static_cast<idx_t>(queries.size()) / index.d;
+  Results r{std::vector<float>(static_cast<std::size_t>(nq * k)),
+            std::vector<idx_t>(static_cast<std::size_t>(nq * k))};
+  index.search(nq, queries.data(), k, r.distances.data(), r.labels.data(), params);
+  return r;
+}
+
 }  // namespace semid::testing
