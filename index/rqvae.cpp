@@ -10,15 +10,26 @@
 namespace semid {
 namespace {
 
-torch::nn::Sequential make_mlp(int in, const std::vector<int>& hidden, int out) {
+torch::nn::Sequential make_mlp(int in, const std::vector<int>& hidden, int out,
+                               Activation activation, bool zero_last) {
   torch::nn::Sequential mlp;
   int width = in;
   for (int h : hidden) {
     mlp->push_back(torch::nn::Linear(width, h));
-    mlp->push_back(torch::nn::ReLU());
+    if (activation == Activation::kSiLU)
+      mlp->push_back(torch::nn::SiLU());
+    else
+      mlp->push_back(torch::nn::ReLU());
     width = h;
   }
-  mlp->push_back(torch::nn::Linear(width, out));
+  torch::nn::Linear last(width, out);
+  if (zero_last) {
+    // A correction that starts at zero: the network starts as the identity.
+    torch::NoGradGuard no_grad;
+    last->weight.zero_();
+    last->bias.zero_();
+  }
+  mlp->push_back(last);
   return mlp;
 }
 
@@ -38,16 +49,53 @@ Result<CodebookDistance> parse_codebook_distance(const std::string& name) {
   return Status::invalid_argument("codebook_distance must be 'l2' or 'cosine', got '" + name + "'");
 }
 
+const char* to_string(RqVaeArchitecture architecture) {
+  return architecture == RqVaeArchitecture::kResidual ? "residual" : "mlp";
+}
+
+Result<RqVaeArchitecture> parse_architecture(const std::string& name) {
+  if (name == "residual") return RqVaeArchitecture::kResidual;
+  if (name == "mlp") return RqVaeArchitecture::kMlp;
+  return Status::invalid_argument("architecture must be 'residual' or 'mlp', got '" + name + "'");
+}
+
+const char* to_string(Activation activation) {
+  return activation == Activation::kSiLU ? "silu" : "relu";
+}
+
+Result<Activation> parse_activation(const std::string& name) {
+  if (name == "silu") return Activation::kSiLU;
+  if (name == "relu") return Activation::kReLU;
+  return Status::invalid_argument("activation must be 'silu' or 'relu', got '" + name + "'");
+}
+
 Status RqVaeConfig::validate() const {
   auto bad = [](const std::string& field, const std::string& value, const std::string& rule) {
     return Status::invalid_argument(field + " = " + value + ": " + rule);
   };
   if (dim < 1 || dim > (1 << 20)) return bad("dim", std::to_string(dim), "must be in [1, 1048576]");
   for (int h : hidden) {
-    if (h < 1 || h > (1 << 16)) return bad("hidden", std::to_string(h), "sizes must be in [1, 65536]");
+    if (h < 1 || h > (1 << 16))
+      return bad("hidden", std::to_string(h), "sizes must be in [1, 65536]");
   }
-  if (latent_dim < 1 || latent_dim > 4096) {
-    return bad("latent_dim", std::to_string(latent_dim), "must be in [1, 4096]");
+  if (latent_dim < 0 || latent_dim > 4096) {
+    return bad("latent_dim", std::to_string(latent_dim), "must be in [0, 4096] (0 = automatic)");
+  }
+  if (residual() && latent_dim != 0 && latent_dim != dim) {
+    return bad("latent_dim", std::to_string(latent_dim),
+               "the residual architecture quantises in the input space, so it must be 0 or dim (" +
+                   std::to_string(dim) + "); use architecture 'mlp' for a bottleneck");
+  }
+  if (beam_size < 1 || beam_size > 256) {
+    return bad("beam_size", std::to_string(beam_size), "must be in [1, 256]");
+  }
+  if (residual() && (codebook_size & (codebook_size - 1)) != 0) {
+    return bad(
+        "codebook_size", std::to_string(codebook_size),
+        "the residual architecture starts from residual k-means, which needs a power of two");
+  }
+  if (residual() && shared_codebook) {
+    return bad("shared_codebook", "true", "the residual architecture has one codebook per level");
   }
   if (levels < 1 || levels > 16) return bad("levels", std::to_string(levels), "must be in [1, 16]");
   if (codebook_size < 2 || codebook_size > 65536) {
@@ -64,8 +112,11 @@ Status RqVaeConfig::validate() const {
 
 nlohmann::json RqVaeConfig::to_json() const {
   return {{"dim", dim},
+          {"architecture", semid::to_string(architecture)},
+          {"activation", semid::to_string(activation)},
+          {"beam_size", beam_size},
           {"hidden", hidden},
-          {"latent_dim", latent_dim},
+          {"latent_dim", latent()},
           {"levels", levels},
           {"codebook_size", codebook_size},
           {"shared_codebook", shared_codebook},
@@ -77,17 +128,38 @@ nlohmann::json RqVaeConfig::to_json() const {
 Result<RqVaeConfig> RqVaeConfig::from_json(const nlohmann::json& j) {
   if (!j.is_object()) return Status::invalid_argument("RQ-VAE config must be a JSON object");
   RqVaeConfig c;
+  if (!j.contains("architecture")) {
+    // A model file from before the residual architecture: TIGER's MLP, ReLU, greedy encoding.
+    c.architecture = RqVaeArchitecture::kMlp;
+    c.activation = Activation::kReLU;
+    c.beam_size = 1;
+    c.hidden = {512, 256, 128};
+  }
   try {
     for (const auto& [key, value] : j.items()) {
-      if (key == "dim") c.dim = value.get<int>();
-      else if (key == "hidden") c.hidden = value.get<std::vector<int>>();
-      else if (key == "latent_dim") c.latent_dim = value.get<int>();
-      else if (key == "levels") c.levels = value.get<int>();
-      else if (key == "codebook_size") c.codebook_size = value.get<int>();
-      else if (key == "shared_codebook") c.shared_codebook = value.get<bool>();
+      if (key == "dim")
+        c.dim = value.get<int>();
+      else if (key == "architecture") {
+        SEMID_ASSIGN_OR_RETURN(c.architecture, parse_architecture(value.get<std::string>()));
+      } else if (key == "activation") {
+        SEMID_ASSIGN_OR_RETURN(c.activation, parse_activation(value.get<std::string>()));
+      } else if (key == "beam_size")
+        c.beam_size = value.get<int>();
+      else if (key == "hidden")
+        c.hidden = value.get<std::vector<int>>();
+      else if (key == "latent_dim")
+        c.latent_dim = value.get<int>();
+      else if (key == "levels")
+        c.levels = value.get<int>();
+      else if (key == "codebook_size")
+        c.codebook_size = value.get<int>();
+      else if (key == "shared_codebook")
+        c.shared_codebook = value.get<bool>();
       else if (key == "codebook_distance") {
-        SEMID_ASSIGN_OR_RETURN(c.codebook_distance, parse_codebook_distance(value.get<std::string>()));
-      } else if (key == "beta") c.beta = value.get<float>();
+        SEMID_ASSIGN_OR_RETURN(c.codebook_distance,
+                               parse_codebook_distance(value.get<std::string>()));
+      } else if (key == "beta")
+        c.beta = value.get<float>();
       else if (key == "metric") {
         SEMID_ASSIGN_OR_RETURN(c.metric, parse_metric(value.get<std::string>()));
       } else {
@@ -106,19 +178,81 @@ Result<RqVaeConfig> RqVaeConfig::from_json(const nlohmann::json& j) {
 
 RqVaeNetImpl::RqVaeNetImpl(const RqVaeConfig& config)
     : levels(config.levels),
+      beam(config.beam_size),
       normalize_output(config.metric == Metric::kCosine),
       shared(config.shared_codebook),
+      residual(config.residual()),
       distance(config.codebook_distance) {
-  encoder = register_module("encoder", make_mlp(config.dim, config.hidden, config.latent_dim));
-  decoder = register_module("decoder",
-                            make_mlp(config.latent_dim, reversed(config.hidden), config.dim));
+  const int latent = config.latent();
+  if (residual) {
+    encoder = register_module("encoder", make_mlp(config.dim, config.hidden, config.dim,
+                                                  config.activation, /*zero_last=*/true));
+    decoder = register_module("decoder", make_mlp(config.dim, reversed(config.hidden), config.dim,
+                                                  config.activation, /*zero_last=*/true));
+    // Fixed by the trainer from the data (L2: mean and RMS norm; cosine: 0 and 1).
+    input_shift = register_parameter("input_shift", torch::zeros({config.dim}), false);
+    input_scale = register_parameter("input_scale", torch::ones({1}), false);
+  } else {
+    encoder = register_module(
+        "encoder", make_mlp(config.dim, config.hidden, latent, config.activation, false));
+    decoder = register_module(
+        "decoder", make_mlp(latent, reversed(config.hidden), config.dim, config.activation, false));
+  }
   const int books = shared ? 1 : config.levels;
   for (int l = 0; l < books; ++l) {
     // Placeholder scale; training re-initialises codebooks with k-means on real residuals.
-    codebooks.push_back(register_parameter(
-        "codebook_" + std::to_string(l),
-        torch::randn({config.codebook_size, config.latent_dim}) * 0.01));
+    codebooks.push_back(register_parameter("codebook_" + std::to_string(l),
+                                           torch::randn({config.codebook_size, latent}) * 0.01));
   }
+}
+
+torch::Tensor RqVaeNetImpl::encode(const torch::Tensor& x) {
+  if (!residual) return encoder->forward(x);
+  torch::Tensor scaled = (x - input_shift) / input_scale;
+  return scaled + encoder->forward(scaled);
+}
+
+torch::Tensor RqVaeNetImpl::decode_scaled(const torch::Tensor& s) {
+  torch::Tensor y = residual ? s + decoder->forward(s) : decoder->forward(s);
+  return normalize_output ? normalize_rows(y) : y;
+}
+
+torch::Tensor RqVaeNetImpl::decode(const torch::Tensor& s) {
+  torch::Tensor y = decode_scaled(s);
+  if (!residual || normalize_output) return y;
+  return y * input_scale + input_shift;
+}
+
+torch::Tensor RqVaeNetImpl::beam_codes(const torch::Tensor& z) {
+  const std::int64_t n = z.size(0);
+  const std::int64_t d = z.size(1);
+  // Per row: the B best partial SIDs, their residuals and their squared errors.
+  torch::Tensor residual_b = z.unsqueeze(1);                     // [n, b, d]
+  torch::Tensor codes = torch::zeros({n, 1, 0}, torch::kInt64);  // [n, b, l]
+  for (int l = 0; l < levels; ++l) {
+    const torch::Tensor& book = codebook(l);  // [K, d]
+    const std::int64_t K = book.size(0);
+    const std::int64_t b = residual_b.size(1);
+    // ||r - e||^2 = ||r||^2 - 2 r.e + ||e||^2 for every (beam, code).
+    torch::Tensor error = residual_b.pow(2).sum(2, true) -
+                          2.0 * torch::matmul(residual_b, book.t()) + book.pow(2).sum(1);
+    const std::int64_t keep = std::min<std::int64_t>(l + 1 < levels ? beam : 1, b * K);
+    auto [best, flat] = error.reshape({n, b * K}).topk(keep, 1, /*largest=*/false, /*sorted=*/true);
+    torch::Tensor parent = torch::div(flat, K, "floor");
+    torch::Tensor code = flat.remainder(K);
+    residual_b = residual_b.gather(1, parent.unsqueeze(2).expand({n, keep, d})) -
+                 book.index_select(0, code.flatten()).reshape({n, keep, d});
+    codes = torch::cat(
+        {codes.gather(1, parent.unsqueeze(2).expand({n, keep, codes.size(2)})), code.unsqueeze(2)},
+        2);
+  }
+  return codes.select(1, 0);
+}
+
+torch::Tensor RqVaeNetImpl::sum_codewords(const torch::Tensor& codes) {
+  torch::Tensor sum = codebook(0).index_select(0, codes.select(1, 0));
+  for (int l = 1; l < levels; ++l) sum = sum + codebook(l).index_select(0, codes.select(1, l));
+  return sum;
 }
 
 torch::Tensor RqVaeNetImpl::nearest(int level, const torch::Tensor& residual) {
@@ -132,6 +266,12 @@ torch::Tensor RqVaeNetImpl::nearest(int level, const torch::Tensor& residual) {
 }
 
 Quantized RqVaeNetImpl::quantize(const torch::Tensor& z, bool with_losses) {
+  if (beam > 1 && !with_losses) {
+    Quantized out;
+    out.codes = beam_codes(z);
+    out.quantized = sum_codewords(out.codes);
+    return out;
+  }
   Quantized out;
   std::vector<torch::Tensor> codes, codebook_terms, commitment_terms;
   torch::Tensor residual = z;
@@ -163,8 +303,8 @@ Quantized RqVaeNetImpl::quantize(const torch::Tensor& z, bool with_losses) {
 }
 
 torch::Tensor to_tensor(std::size_t n, std::size_t d, const float* x) {
-  auto t = torch::empty({static_cast<std::int64_t>(n), static_cast<std::int64_t>(d)},
-                        torch::kFloat32);
+  auto t =
+      torch::empty({static_cast<std::int64_t>(n), static_cast<std::int64_t>(d)}, torch::kFloat32);
   if (n * d > 0) std::memcpy(t.data_ptr<float>(), x, n * d * sizeof(float));
   return t;
 }
@@ -188,9 +328,10 @@ std::map<std::string, safetensors::Tensor> export_tensors(RqVaeNet& net) {
   for (const auto& item : net->named_parameters()) {
     torch::Tensor t = item.value().detach().contiguous();
     std::vector<std::int64_t> shape(t.sizes().begin(), t.sizes().end());
-    tensors.emplace(item.key(), safetensors::Tensor::from_floats(
-                                    shape, std::span<const float>(t.data_ptr<float>(),
-                                                                  static_cast<std::size_t>(t.numel()))));
+    tensors.emplace(item.key(),
+                    safetensors::Tensor::from_floats(
+                        shape, std::span<const float>(t.data_ptr<float>(),
+                                                      static_cast<std::size_t>(t.numel()))));
   }
   return tensors;
 }
@@ -210,6 +351,7 @@ Result<std::unique_ptr<RqVae>> RqVae::create(const RqVaeConfig& config, std::uin
   SEMID_RETURN_IF_ERROR(config.validate());
   auto impl = std::make_unique<Impl>();
   impl->config = config;
+  impl->config.latent_dim = config.latent();
   torch::manual_seed(seed);
   impl->net = RqVaeNet(config);
   impl->net->eval();
@@ -241,6 +383,7 @@ Result<std::unique_ptr<RqVae>> RqVae::from_parsed(const model_file::Parsed& pars
     return Status::invalid_argument("model file holds a '" + parsed.kind + "' model, not 'rqvae'");
   }
   SEMID_ASSIGN_OR_RETURN(RqVaeConfig config, RqVaeConfig::from_json(parsed.config));
+  config.latent_dim = config.latent();
   auto impl = std::make_unique<Impl>();
   impl->config = config;
   impl->net = RqVaeNet(config);
@@ -257,6 +400,9 @@ Result<std::unique_ptr<RqVae>> RqVae::from_parsed(const model_file::Parsed& pars
     SEMID_ASSIGN_OR_RETURN(auto view,
                            parsed.archive.tensor(item.key(), safetensors::DType::kF32, shape));
     std::memcpy(param.data_ptr<float>(), view.data.data(), view.data.size());
+    if (!torch::isfinite(param).all().item<bool>()) {
+      return Status::corruption("model tensor '" + item.key() + "' holds NaN or Inf");
+    }
   }
   impl->hash = parsed.hash;
   return std::unique_ptr<RqVae>(new RqVae(std::move(impl)));
@@ -280,7 +426,8 @@ Status RqVae::encode_latent(std::size_t n, const float* x, float* latent) const 
       torch::Tensor input = to_tensor(rows, static_cast<std::size_t>(d), x + begin * d);
       if (config().normalizes_input()) input = normalize_rows(input);
       torch::Tensor z = impl_->network().encode(input).contiguous();
-      std::memcpy(latent + begin * latent_dim, z.data_ptr<float>(), rows * latent_dim * sizeof(float));
+      std::memcpy(latent + begin * latent_dim, z.data_ptr<float>(),
+                  rows * latent_dim * sizeof(float));
     }
     return Status::ok();
   });
@@ -296,7 +443,8 @@ Status RqVae::encode(std::size_t n, const float* x, std::int32_t* codes) const {
       const std::size_t rows = std::min(kInferenceChunk, n - begin);
       torch::Tensor input = to_tensor(rows, static_cast<std::size_t>(d), x + begin * d);
       if (config().normalizes_input()) input = normalize_rows(input);
-      torch::Tensor c = impl_->network().quantize(impl_->network().encode(input), false)
+      torch::Tensor c = impl_->network()
+                            .quantize(impl_->network().encode(input), false)
                             .codes.to(torch::kInt32)
                             .contiguous();
       std::memcpy(codes + begin * L, c.data_ptr<std::int32_t>(), rows * L * sizeof(std::int32_t));
@@ -323,13 +471,16 @@ Status RqVae::decode(std::size_t n, const std::int32_t* codes, float* out) const
     const std::size_t d = static_cast<std::size_t>(dim());
     for (std::size_t begin = 0; begin < n; begin += kInferenceChunk) {
       const std::size_t rows = std::min(kInferenceChunk, n - begin);
-      torch::Tensor c = torch::from_blob(const_cast<std::int32_t*>(codes + begin * L),
-                                         {static_cast<std::int64_t>(rows), static_cast<std::int64_t>(L)},
-                                         torch::kInt32)
-                            .to(torch::kInt64);
+      torch::Tensor c =
+          torch::from_blob(const_cast<std::int32_t*>(codes + begin * L),
+                           {static_cast<std::int64_t>(rows), static_cast<std::int64_t>(L)},
+                           torch::kInt32)
+              .to(torch::kInt64);
       torch::Tensor z = torch::zeros({static_cast<std::int64_t>(rows), config().latent_dim});
       for (std::size_t l = 0; l < L; ++l) {
-        z += impl_->network().codebook(static_cast<int>(l)).index_select(0, c.select(1, static_cast<std::int64_t>(l)));
+        z += impl_->network()
+                 .codebook(static_cast<int>(l))
+                 .index_select(0, c.select(1, static_cast<std::int64_t>(l)));
       }
       torch::Tensor y = impl_->network().decode(z).contiguous();
       std::memcpy(out + begin * d, y.data_ptr<float>(), rows * d * sizeof(float));
@@ -346,8 +497,9 @@ Status RqVae::decode_latent(std::size_t n, const float* latent, float* out) cons
     const std::size_t d = static_cast<std::size_t>(dim());
     for (std::size_t begin = 0; begin < n; begin += kInferenceChunk) {
       const std::size_t rows = std::min(kInferenceChunk, n - begin);
-      torch::Tensor y =
-          impl_->network().decode(to_tensor(rows, latent_dim, latent + begin * latent_dim)).contiguous();
+      torch::Tensor y = impl_->network()
+                            .decode(to_tensor(rows, latent_dim, latent + begin * latent_dim))
+                            .contiguous();
       std::memcpy(out + begin * d, y.data_ptr<float>(), rows * d * sizeof(float));
     }
     return Status::ok();

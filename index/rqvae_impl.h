@@ -38,27 +38,37 @@ struct Quantized {
 struct RqVaeNetImpl : torch::nn::Module {
   explicit RqVaeNetImpl(const RqVaeConfig& config);
 
-  torch::Tensor encode(const torch::Tensor& x) { return encoder->forward(x); }
-  // With the cosine metric the decoder's output is L2-normalised: only its direction counts, so
-  // the reconstruction loss ||x - y||^2 = 2 - 2 cos(x, y) spends no capacity on the norm.
-  torch::Tensor decode(const torch::Tensor& z) {
-    torch::Tensor y = decoder->forward(z);
-    return normalize_output ? normalize_rows(y) : y;
-  }
+  // Input (already L2-normalised for cosine) -> latent. kResidual: z = x' + E(x'), x' the input
+  // with its shift and scale taken out.
+  torch::Tensor encode(const torch::Tensor& x);
+  // Latent -> output in the scaled space the loss works in (kResidual: s + D(s)). With the cosine
+  // metric the output is L2-normalised: only its direction counts, so the reconstruction loss
+  // ||x - y||^2 = 2 - 2 cos(x, y) spends no capacity on the norm.
+  torch::Tensor decode_scaled(const torch::Tensor& s);
+  // decode_scaled with the input's shift and scale put back: the reconstruction users see.
+  torch::Tensor decode(const torch::Tensor& s);
+  // Beam search over the residual codebooks (beam B, the last level keeps 1): [n, L] int64.
+  torch::Tensor beam_codes(const torch::Tensor& z);
+  // Sum of the codewords of codes [n, L]: [n, latent]. Differentiable in the codebooks.
+  torch::Tensor sum_codewords(const torch::Tensor& codes);
   // The codebook of level l ([K, latent]); with a shared codebook the same tensor for every l.
   torch::Tensor& codebook(int level) { return codebooks[shared ? 0 : level]; }
   // Nearest codeword of each residual row at level l: [n] int64.
   torch::Tensor nearest(int level, const torch::Tensor& residual);
   // Residual quantisation of z. With `with_losses`, the per-level loss terms are computed
-  // (straight-through training); otherwise only codes and the quantised sum.
+  // (straight-through training, greedy); otherwise only codes and the quantised sum (beam search
+  // when beam > 1).
   Quantized quantize(const torch::Tensor& z, bool with_losses);
 
   torch::nn::Sequential encoder{nullptr};
   torch::nn::Sequential decoder{nullptr};
-  std::vector<torch::Tensor> codebooks;  // 1 (shared) or L parameters [K, latent]
+  std::vector<torch::Tensor> codebooks;    // 1 (shared) or L parameters [K, latent]
+  torch::Tensor input_shift, input_scale;  // kResidual only: [d] and [1], not trained
   int levels = 0;
+  int beam = 1;
   bool normalize_output = false;
   bool shared = false;
+  bool residual = false;
   CodebookDistance distance = CodebookDistance::kL2;
 };
 TORCH_MODULE(RqVaeNet);
@@ -70,6 +80,5 @@ struct RqVae::Impl {
   // The network, non-const: inference (forward under InferenceMode) mutates nothing.
   RqVaeNetImpl& network() const { return *net.ptr(); }
 };
-
 
 }  // namespace semid

@@ -3,7 +3,6 @@
 #include <faiss/Clustering.h>
 #include <faiss/IndexFlat.h>
 #include <faiss/utils/distances.h>
-#include <omp.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -12,6 +11,7 @@
 #include <random>
 
 #include "index/rqvae_impl.h"
+#include "index/trainer_impl.h"
 
 namespace semid {
 
@@ -19,21 +19,26 @@ Result<OptimizerKind> parse_optimizer(const std::string& name) {
   if (name == "adamw") return OptimizerKind::kAdamW;
   if (name == "adam") return OptimizerKind::kAdam;
   if (name == "adagrad") return OptimizerKind::kAdagrad;
-  return Status::invalid_argument("optimizer must be 'adamw', 'adam' or 'adagrad', got '" + name + "'");
+  return Status::invalid_argument("optimizer must be 'adamw', 'adam' or 'adagrad', got '" + name +
+                                  "'");
 }
 
 Result<CodebookUpdate> parse_codebook_update(const std::string& name) {
   if (name == "gradient") return CodebookUpdate::kGradient;
   if (name == "ema") return CodebookUpdate::kEma;
-  return Status::invalid_argument("codebook_update must be 'gradient' or 'ema', got '" + name + "'");
+  return Status::invalid_argument("codebook_update must be 'gradient' or 'ema', got '" + name +
+                                  "'");
 }
 
 namespace {
 const char* optimizer_name(OptimizerKind k) {
   switch (k) {
-    case OptimizerKind::kAdamW: return "adamw";
-    case OptimizerKind::kAdam: return "adam";
-    case OptimizerKind::kAdagrad: return "adagrad";
+    case OptimizerKind::kAdamW:
+      return "adamw";
+    case OptimizerKind::kAdam:
+      return "adam";
+    case OptimizerKind::kAdagrad:
+      return "adagrad";
   }
   return "?";
 }
@@ -43,7 +48,7 @@ Status TrainOptions::validate() const {
   auto bad = [](const std::string& field, const std::string& value, const std::string& rule) {
     return Status::invalid_argument(field + " = " + value + ": " + rule);
   };
-  if (epochs < 1) return bad("epochs", std::to_string(epochs), "must be >= 1");
+  if (epochs < 0) return bad("epochs", std::to_string(epochs), "must be >= 0 (0 = automatic)");
   if (max_steps < 0) return bad("max_steps", std::to_string(max_steps), "must be >= 0");
   if (!(time_budget_seconds >= 0)) {
     return bad("time_budget_seconds", std::to_string(time_budget_seconds), "must be >= 0");
@@ -52,8 +57,10 @@ Status TrainOptions::validate() const {
   if (!(learning_rate > 0 && learning_rate < 100)) {
     return bad("learning_rate", std::to_string(learning_rate), "must be in (0, 100)");
   }
-  if (!(weight_decay >= 0)) return bad("weight_decay", std::to_string(weight_decay), "must be >= 0");
-  if (lr_warmup_steps < 0) return bad("lr_warmup_steps", std::to_string(lr_warmup_steps), "must be >= 0");
+  if (!(weight_decay >= 0))
+    return bad("weight_decay", std::to_string(weight_decay), "must be >= 0");
+  if (lr_warmup_steps < 0)
+    return bad("lr_warmup_steps", std::to_string(lr_warmup_steps), "must be >= 0");
   if (!(min_lr_ratio >= 0 && min_lr_ratio <= 1)) {
     return bad("min_lr_ratio", std::to_string(min_lr_ratio), "must be in [0, 1]");
   }
@@ -62,7 +69,8 @@ Status TrainOptions::validate() const {
     return bad("validation_fraction", std::to_string(validation_fraction), "must be in [0, 0.5)");
   }
   if (patience < 0) return bad("patience", std::to_string(patience), "must be >= 0");
-  if (threads < 1 || threads > 1024) return bad("threads", std::to_string(threads), "must be in [1, 1024]");
+  if (threads < 1 || threads > 1024)
+    return bad("threads", std::to_string(threads), "must be in [1, 1024]");
   if (warmup_epochs < 0) return bad("warmup_epochs", std::to_string(warmup_epochs), "must be >= 0");
   if (!(ema_decay > 0 && ema_decay < 1)) {
     return bad("ema_decay", std::to_string(ema_decay), "must be in (0, 1)");
@@ -71,9 +79,16 @@ Status TrainOptions::validate() const {
   if (kmeans_iterations < 1) {
     return bad("kmeans_iterations", std::to_string(kmeans_iterations), "must be >= 1");
   }
-  if (dead_code_steps < 0) return bad("dead_code_steps", std::to_string(dead_code_steps), "must be >= 0");
+  if (dead_code_steps < 0)
+    return bad("dead_code_steps", std::to_string(dead_code_steps), "must be >= 0");
   if (decoder_refine_epochs < 0) {
     return bad("decoder_refine_epochs", std::to_string(decoder_refine_epochs), "must be >= 0");
+  }
+  if (!(similarity_weight >= 0 && similarity_weight <= 1e4)) {
+    return bad("similarity_weight", std::to_string(similarity_weight), "must be in [0, 10000]");
+  }
+  if (!(codebook_lr_ratio >= 0 && codebook_lr_ratio <= 100)) {
+    return bad("codebook_lr_ratio", std::to_string(codebook_lr_ratio), "must be in [0, 100]");
   }
   return Status::ok();
 }
@@ -100,7 +115,10 @@ nlohmann::json TrainOptions::to_json() const {
           {"kmeans_sample", kmeans_sample},
           {"kmeans_iterations", kmeans_iterations},
           {"dead_code_steps", dead_code_steps},
-          {"decoder_refine_epochs", decoder_refine_epochs}};
+          {"decoder_refine_epochs", decoder_refine_epochs},
+          {"similarity_weight", similarity_weight},
+          {"codebook_lr_ratio", codebook_lr_ratio},
+          {"train_encoder", train_encoder}};
 }
 
 nlohmann::json TrainProgress::to_json() const {
@@ -135,25 +153,11 @@ nlohmann::json TrainReport::to_json() const {
 
 namespace {
 
-// Sets LibTorch's and OpenMP's thread counts for the scope, then restores them.
-class ScopedThreads {
- public:
-  explicit ScopedThreads(int threads)
-      : torch_threads_(torch::get_num_threads()), omp_threads_(omp_get_max_threads()) {
-    torch::set_num_threads(threads);
-    omp_set_num_threads(threads);
-  }
-  ~ScopedThreads() {
-    torch::set_num_threads(torch_threads_);
-    omp_set_num_threads(omp_threads_);
-  }
-  ScopedThreads(const ScopedThreads&) = delete;
-  ScopedThreads& operator=(const ScopedThreads&) = delete;
-
- private:
-  int torch_threads_;
-  int omp_threads_;
-};
+using train_impl::BestWeights;
+using train_impl::Budget;
+using train_impl::index_tensor;
+using train_impl::ScopedThreads;
+using train_impl::shuffled_rows;
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o,
                                                         std::vector<torch::Tensor> network,
@@ -190,25 +194,19 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o,
   return nullptr;
 }
 
-// Row indices [0, n) shuffled with the seed.
-std::vector<std::int64_t> shuffled_rows(std::size_t n, std::mt19937_64& rng) {
-  std::vector<std::int64_t> rows(n);
-  std::iota(rows.begin(), rows.end(), 0);
-  std::shuffle(rows.begin(), rows.end(), rng);
-  return rows;
-}
-
-torch::Tensor index_tensor(const std::vector<std::int64_t>& rows) {
-  return torch::tensor(rows, torch::kInt64);
-}
-
 // The whole training state, so the phases read as small functions.
 class Trainer {
  public:
   Trainer(const RqVaeConfig& config, const TrainOptions& options, RqVaeNetImpl& net,
-          std::mt19937_64& rng)
-      : config_(config), options_(options), net_(net), rng_(rng),
-        books_(config.shared_codebook ? 1 : config.levels) {}
+          std::mt19937_64& rng, const Budget& budget)
+      : config_(config),
+        options_(options),
+        net_(net),
+        rng_(rng),
+        budget_(&budget),
+        books_(config.shared_codebook ? 1 : config.levels),
+        epochs_(options.epochs > 0 ? options.epochs : 200),
+        best_(options.patience) {}
 
   Status run(const torch::Tensor& train_x, const torch::Tensor& val_x,
              const ProgressCallback& progress, TrainReport& report);
@@ -224,16 +222,16 @@ class Trainer {
   void after_step(const Quantized& q);
   double learning_rate(std::int64_t step) const;
   double validation_loss(const torch::Tensor& val_x, bool warmup);
-  void remember_best();
-  void restore_best();
-  void epoch_health(const torch::Tensor& train_x, const torch::Tensor& val_x, TrainProgress& p);
-  void refine_decoder(const torch::Tensor& train_x, const torch::Tensor& val_x, TrainReport& report);
+  void refine_decoder(const torch::Tensor& train_x, const torch::Tensor& val_x,
+                      TrainReport& report);
 
   const RqVaeConfig& config_;
   const TrainOptions& options_;
   RqVaeNetImpl& net_;
   std::mt19937_64& rng_;
+  const Budget* budget_;
   const int books_;
+  const int epochs_;
   std::int64_t step_ = 0;
   std::int64_t total_steps_ = 1;
   bool codebooks_ready_ = false;
@@ -241,7 +239,7 @@ class Trainer {
   std::vector<torch::Tensor> ema_count_, ema_sum_;
   std::vector<torch::Tensor> epoch_counts_;  // per level [K] int64 usage in this epoch
   std::int64_t restarted_ = 0;
-  std::vector<torch::Tensor> best_;
+  BestWeights best_;
 };
 
 Trainer::StepLosses Trainer::forward(const torch::Tensor& x, bool warmup) {
@@ -338,7 +336,8 @@ void Trainer::after_step(const Quantized& q) {
     // Re-seed from the residuals this level quantises worst: that splits crowded codes, which is
     // also what lowers the collision rate.
     const torch::Tensor& r = q.residuals[b];
-    torch::Tensor error = (r - net_.codebook(b).index_select(0, q.codes.select(1, b))).pow(2).sum(1);
+    torch::Tensor error =
+        (r - net_.codebook(b).index_select(0, q.codes.select(1, b))).pow(2).sum(1);
     const std::int64_t take = std::min<std::int64_t>(n_dead, r.size(0));
     torch::Tensor rows = torch::multinomial(error + 1e-12, take, /*replacement=*/false);
     torch::Tensor targets = dead.slice(0, 0, take);
@@ -354,13 +353,12 @@ void Trainer::after_step(const Quantized& q) {
 }
 
 double Trainer::learning_rate(std::int64_t step) const {
-  const double peak = options_.learning_rate;
   const std::int64_t warm = options_.lr_warmup_steps;
-  if (step < warm) return peak * static_cast<double>(step + 1) / static_cast<double>(warm);
   const double span = static_cast<double>(std::max<std::int64_t>(1, total_steps_ - warm));
-  const double t = std::min(1.0, static_cast<double>(step - warm) / span);
-  const double low = peak * options_.min_lr_ratio;
-  return low + 0.5 * (peak - low) * (1.0 + std::cos(M_PI * t));
+  const double by_steps =
+      std::min(1.0, static_cast<double>(std::max<std::int64_t>(0, step - warm)) / span);
+  return train_impl::scheduled_learning_rate(options_, step,
+                                             std::max(by_steps, budget_->fraction()));
 }
 
 double Trainer::validation_loss(const torch::Tensor& val_x, bool warmup) {
@@ -378,36 +376,6 @@ double Trainer::validation_loss(const torch::Tensor& val_x, bool warmup) {
   return total / static_cast<double>(n);
 }
 
-void Trainer::remember_best() {
-  best_.clear();
-  for (const auto& p : net_.parameters()) best_.push_back(p.detach().clone());
-}
-
-void Trainer::restore_best() {
-  if (best_.empty()) return;
-  torch::NoGradGuard no_grad;
-  auto params = net_.parameters();
-  for (std::size_t i = 0; i < params.size(); ++i) params[i].copy_(best_[i]);
-}
-
-void Trainer::epoch_health(const torch::Tensor& train_x, const torch::Tensor& val_x,
-                           TrainProgress& p) {
-  constexpr std::int64_t kHealthSample = 8192;
-  torch::NoGradGuard no_grad;
-  // train_x rows are already in random order: its head is a fixed random sample.
-  torch::Tensor sample = train_x.slice(0, 0, std::min(kHealthSample, train_x.size(0)));
-  torch::Tensor codes = net_.quantize(net_.encode(sample), false).codes.to(torch::kInt32).contiguous();
-  p.codes = code_health(static_cast<std::size_t>(sample.size(0)), config_.levels,
-                        config_.codebook_size, codes.data_ptr<std::int32_t>());
-  if (val_x.size(0) == 0) return;
-  torch::Tensor decoded = net_.decode(net_.quantize(net_.encode(val_x), false).quantized).contiguous();
-  torch::Tensor reference = val_x.contiguous();
-  p.validation_reconstruction =
-      reconstruction_quality(static_cast<std::size_t>(val_x.size(0)),
-                             static_cast<std::size_t>(val_x.size(1)), reference.data_ptr<float>(),
-                             decoded.data_ptr<float>());
-}
-
 // With the encoder and codebooks frozen, every item's SID is fixed; the decoder is then fitted to
 // map those exact SIDs back to their items (during joint training the codes kept moving under it).
 void Trainer::refine_decoder(const torch::Tensor& train_x, const torch::Tensor& val_x,
@@ -419,69 +387,65 @@ void Trainer::refine_decoder(const torch::Tensor& train_x, const torch::Tensor& 
     train_z = net_.quantize(net_.encode(train_x), false).quantized;
     val_z = net_.quantize(net_.encode(val_x), false).quantized;
   }
-  torch::optim::AdamW optimizer(net_.decoder->parameters(),
-                                torch::optim::AdamWOptions(options_.learning_rate * options_.min_lr_ratio)
-                                    .weight_decay(options_.weight_decay));
+  torch::optim::AdamW optimizer(
+      net_.decoder->parameters(),
+      torch::optim::AdamWOptions(options_.learning_rate * options_.min_lr_ratio)
+          .weight_decay(options_.weight_decay));
   auto val_loss = [&] {
     torch::NoGradGuard no_grad;
     if (val_x.size(0) == 0) return 0.0;
     return (net_.decode(val_z) - val_x).pow(2).sum(1).mean().item<double>();
   };
-  double best = val_loss();
-  remember_best();
-  int since_best = 0;
+  BestWeights refine_best(options_.patience);
+  refine_best.offer(val_loss(), /*always=*/true, net_);
   const std::int64_t n = train_x.size(0);
   const std::int64_t batch = std::min<std::int64_t>(options_.batch_size, n);
   net_.train();
-  for (int epoch = 0; epoch < options_.decoder_refine_epochs; ++epoch) {
+  for (int epoch = 0; epoch < options_.decoder_refine_epochs && !budget_->spent(); ++epoch) {
     auto order = index_tensor(shuffled_rows(static_cast<std::size_t>(n), rng_));
-    for (std::int64_t begin = 0; begin < n; begin += batch) {
+    // The time budget covers refinement too: a spent budget ends the epoch early.
+    for (std::int64_t begin = 0; begin < n && !budget_->spent(); begin += batch) {
       torch::Tensor rows = order.slice(0, begin, std::min(n, begin + batch));
-      torch::Tensor loss = (net_.decode(train_z.index_select(0, rows)) -
-                            train_x.index_select(0, rows)).pow(2).sum(1).mean();
+      torch::Tensor loss =
+          (net_.decode(train_z.index_select(0, rows)) - train_x.index_select(0, rows))
+              .pow(2)
+              .sum(1)
+              .mean();
       optimizer.zero_grad();
       loss.backward();
       optimizer.step();
     }
     ++report.decoder_refine_epochs;
-    const double v = val_loss();
-    if (val_x.size(0) == 0 || v < best) {
-      best = v;
-      since_best = 0;
-      remember_best();
-    } else if (options_.patience > 0 && ++since_best >= options_.patience) {
-      break;
-    }
+    if (refine_best.offer(val_loss(), /*always=*/val_x.size(0) == 0, net_)) break;
   }
-  restore_best();
+  refine_best.restore(net_);
 }
 
 Status Trainer::run(const torch::Tensor& train_x, const torch::Tensor& val_x,
                     const ProgressCallback& progress, TrainReport& report) {
-  using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now();
-  auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
+  auto elapsed = [&] { return budget_->elapsed(); };
 
   const std::int64_t n = train_x.size(0);
   const std::int64_t batch = std::min<std::int64_t>(options_.batch_size, n);
   const std::int64_t steps_per_epoch = (n + batch - 1) / batch;
-  total_steps_ = steps_per_epoch * options_.epochs;
+  total_steps_ = steps_per_epoch * epochs_;
   if (options_.max_steps > 0) total_steps_ = std::min(total_steps_, options_.max_steps);
 
   std::vector<torch::Tensor> network_params, codebook_params;
   for (const auto& item : net_.named_parameters()) {
     const bool is_codebook = item.key().rfind("codebook_", 0) == 0;
-    if (!is_codebook) network_params.push_back(item.value());
-    else if (options_.codebook_update == CodebookUpdate::kGradient) codebook_params.push_back(item.value());
-    else item.value().set_requires_grad(false);
+    if (!is_codebook)
+      network_params.push_back(item.value());
+    else if (options_.codebook_update == CodebookUpdate::kGradient)
+      codebook_params.push_back(item.value());
+    else
+      item.value().set_requires_grad(false);
   }
   auto optimizer = make_optimizer(options_, network_params, codebook_params);
   net_.train();
 
-  double best_val = std::numeric_limits<double>::infinity();
-  int since_best = 0;
   report.stop_reason = "epochs";
-  for (int epoch = 1; epoch <= options_.epochs; ++epoch) {
+  for (int epoch = 1; epoch <= epochs_; ++epoch) {
     const bool warmup = epoch <= options_.warmup_epochs;
     if (!warmup && !codebooks_ready_) kmeans_init(train_x);
     epoch_counts_.assign(config_.levels, torch::zeros({config_.codebook_size}, torch::kInt64));
@@ -513,7 +477,7 @@ Status Trainer::run(const torch::Tensor& train_x, const torch::Tensor& val_x,
       if (options_.max_steps > 0 && step_ >= options_.max_steps) {
         report.stop_reason = "max_steps";
         stop = true;
-      } else if (options_.time_budget_seconds > 0 && elapsed() >= options_.time_budget_seconds) {
+      } else if (budget_->spent()) {
         report.stop_reason = "time_budget";
         stop = true;
       }
@@ -521,7 +485,7 @@ Status Trainer::run(const torch::Tensor& train_x, const torch::Tensor& val_x,
     net_.eval();
     TrainProgress p;
     p.epoch = epoch;
-    p.epochs = options_.epochs;
+    p.epochs = epochs_;
     p.step = step_;
     p.warmup = warmup;
     p.train_loss = sum_total / static_cast<double>(batches);
@@ -535,21 +499,17 @@ Status Trainer::run(const torch::Tensor& train_x, const torch::Tensor& val_x,
         p.used_fraction.push_back((counts > 0).sum().item<double>() / config_.codebook_size);
       }
     }
-    if (!warmup) epoch_health(train_x, val_x, p);
+    if (!warmup) train_impl::epoch_health(net_, config_, train_x, val_x, p);
     p.dead_codes_restarted = restarted_ - restarted_before;
     p.elapsed_seconds = elapsed();
-    p.eta_seconds = p.elapsed_seconds / epoch * (options_.epochs - epoch);
+    p.eta_seconds = p.elapsed_seconds / epoch * (epochs_ - epoch);
     net_.train();
     report.history.push_back(p);
     report.epochs_run = epoch;
 
     if (!warmup) {
       // Without a validation split the last epoch counts as the best.
-      if (val_x.size(0) == 0 || p.validation_loss < best_val) {
-        best_val = p.validation_loss;
-        since_best = 0;
-        remember_best();
-      } else if (options_.patience > 0 && ++since_best >= options_.patience) {
+      if (best_.offer(p.validation_loss, /*always=*/val_x.size(0) == 0, net_)) {
         report.stop_reason = "early_stopping";
         stop = true;
       }
@@ -561,7 +521,7 @@ Status Trainer::run(const torch::Tensor& train_x, const torch::Tensor& val_x,
     if (stop) break;
   }
   if (!codebooks_ready_) kmeans_init(train_x);  // stopped during warm-up: still a usable model
-  restore_best();
+  best_.restore(net_);
   refine_decoder(train_x, val_x, report);
   net_.eval();
   report.steps = step_;
@@ -577,12 +537,14 @@ Result<TrainResult> train_rqvae(const RqVaeConfig& config, const TrainOptions& o
   SEMID_RETURN_IF_ERROR(options.validate());
   SEMID_RETURN_IF_ERROR(check_finite(n, static_cast<std::size_t>(config.dim), x));
   ScopedThreads threads(options.threads);
+  const Budget budget(options.time_budget_seconds);
   std::mt19937_64 rng(options.seed);
 
   torch::Tensor all = to_tensor(n, static_cast<std::size_t>(config.dim), x);
   if (config.normalizes_input()) all = normalize_rows(all);
   auto rows = shuffled_rows(n, rng);
-  const auto n_val = static_cast<std::size_t>(std::floor(static_cast<double>(n) * options.validation_fraction));
+  const auto n_val =
+      static_cast<std::size_t>(std::floor(static_cast<double>(n) * options.validation_fraction));
   const std::size_t n_train = n - n_val;
   if (n_train < static_cast<std::size_t>(config.codebook_size)) {
     return Status::invalid_argument(
@@ -590,15 +552,27 @@ Result<TrainResult> train_rqvae(const RqVaeConfig& config, const TrainOptions& o
         std::to_string(n_val) + " for validation, but codebook_size = " +
         std::to_string(config.codebook_size) + " needs at least that many for k-means");
   }
-  std::vector<std::int64_t> val_rows(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(n_val));
-  std::vector<std::int64_t> train_rows(rows.begin() + static_cast<std::ptrdiff_t>(n_val), rows.end());
+  std::vector<std::int64_t> val_rows(rows.begin(),
+                                     rows.begin() + static_cast<std::ptrdiff_t>(n_val));
+  std::vector<std::int64_t> train_rows(rows.begin() + static_cast<std::ptrdiff_t>(n_val),
+                                       rows.end());
   torch::Tensor train_x = all.index_select(0, index_tensor(train_rows));
   torch::Tensor val_x = all.index_select(0, index_tensor(val_rows));
 
   SEMID_ASSIGN_OR_RETURN(auto model, RqVae::create(config, options.seed));
   TrainResult result;
-  Trainer trainer(config, options, model->impl().network(), rng);
+  const RqVaeConfig& resolved = model->config();
   SEMID_RETURN_IF_ERROR(torch_guarded("training", [&] {
+    if (resolved.residual()) {
+      // The residual model is the catalogue's tokenizer: search ranks the decoded catalogue, so
+      // it trains on every item; a fixed sample of them (the head of the shuffled rows) measures
+      // progress and picks the best epoch.
+      torch::Tensor shuffled = all.index_select(0, index_tensor(rows));
+      torch::Tensor monitor = shuffled.slice(0, 0, std::min<std::int64_t>(8192, shuffled.size(0)));
+      return train_impl::train_residual(resolved, options, model->impl().network(), all, shuffled,
+                                        monitor, progress, budget, rng, result.report);
+    }
+    Trainer trainer(resolved, options, model->impl().network(), rng, budget);
     return trainer.run(train_x, val_x, progress, result.report);
   }));
   model->refresh_content_hash();
@@ -611,8 +585,8 @@ Result<TrainResult> train_rqvae(const RqVaeConfig& config, const TrainOptions& o
 }
 
 Result<std::pair<CodeHealth, ReconstructionQuality>> evaluate_health(const Quantizer& q,
-                                                                      std::size_t n,
-                                                                      const float* x) {
+                                                                     std::size_t n,
+                                                                     const float* x) {
   const auto d = static_cast<std::size_t>(q.dim());
   std::vector<std::int32_t> codes(n * static_cast<std::size_t>(q.levels()));
   SEMID_RETURN_IF_ERROR(q.encode(n, x, codes.data()));
@@ -624,4 +598,46 @@ Result<std::pair<CodeHealth, ReconstructionQuality>> evaluate_health(const Quant
                         reconstruction_quality(n, d, reference.data(), decoded.data()));
 }
 
+namespace train_impl {
+
+std::vector<std::int64_t> shuffled_rows(std::size_t n, std::mt19937_64& rng) {
+  std::vector<std::int64_t> rows(n);
+  std::iota(rows.begin(), rows.end(), 0);
+  std::shuffle(rows.begin(), rows.end(), rng);
+  return rows;
+}
+
+torch::Tensor index_tensor(const std::vector<std::int64_t>& rows) {
+  return torch::tensor(rows, torch::kInt64);
+}
+
+double scheduled_learning_rate(const TrainOptions& o, std::int64_t step, double progress) {
+  const double peak = o.learning_rate;
+  if (step < o.lr_warmup_steps) {
+    return peak * static_cast<double>(step + 1) / static_cast<double>(o.lr_warmup_steps);
+  }
+  const double t = std::clamp(progress, 0.0, 1.0);
+  const double low = peak * o.min_lr_ratio;
+  return low + 0.5 * (peak - low) * (1.0 + std::cos(M_PI * t));
+}
+
+void epoch_health(RqVaeNetImpl& net, const RqVaeConfig& config, const torch::Tensor& train_x,
+                  const torch::Tensor& val_x, TrainProgress& p) {
+  constexpr std::int64_t kHealthSample = 8192;
+  torch::NoGradGuard no_grad;
+  // train_x rows are already in random order: its head is a fixed random sample.
+  torch::Tensor sample = train_x.slice(0, 0, std::min(kHealthSample, train_x.size(0)));
+  torch::Tensor codes =
+      net.quantize(net.encode(sample), false).codes.to(torch::kInt32).contiguous();
+  p.codes = code_health(static_cast<std::size_t>(sample.size(0)), config.levels,
+                        config.codebook_size, codes.data_ptr<std::int32_t>());
+  if (val_x.size(0) == 0) return;
+  torch::Tensor decoded = net.decode(net.quantize(net.encode(val_x), false).quantized).contiguous();
+  torch::Tensor reference = val_x.contiguous();
+  p.validation_reconstruction = reconstruction_quality(
+      static_cast<std::size_t>(val_x.size(0)), static_cast<std::size_t>(val_x.size(1)),
+      reference.data_ptr<float>(), decoded.data_ptr<float>());
+}
+
+}  // namespace train_impl
 }  // namespace semid

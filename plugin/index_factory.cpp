@@ -47,7 +47,8 @@ std::vector<int> parse_hidden(const std::string& value) {
 }
 
 // Applies one "key=value" option to the model config or the training options.
-void apply_option(const std::string& option, RqVaeConfig* config, TrainOptions* train) {
+void apply_option(const std::string& option, RqVaeConfig* config, TrainOptions* train,
+                  bool* arch_given) {
   const std::size_t eq = option.find('=');
   FAISS_THROW_IF_NOT_FMT(eq != std::string::npos,
                          "semid::index_factory: '%s' is not an option (key=value) and no component "
@@ -55,8 +56,20 @@ void apply_option(const std::string& option, RqVaeConfig* config, TrainOptions* 
                          option.c_str());
   const std::string key = option.substr(0, eq);
   const std::string value = option.substr(eq + 1);
-  if (key == "latent")
+  if (key == "latent") {
+    // A latent size asks for a bottleneck: the MLP architecture, unless arch= says otherwise.
     config->latent_dim = parse_number<int>(key, value);
+    if (!*arch_given) config->architecture = RqVaeArchitecture::kMlp;
+  } else if (key == "arch") {
+    auto arch = parse_architecture(value);
+    FAISS_THROW_IF_NOT_FMT(arch.is_ok(), "semid::index_factory: %s",
+                           arch.status().to_string().c_str());
+    config->architecture = *arch;
+    *arch_given = true;
+  } else if (key == "beam")
+    config->beam_size = parse_number<int>(key, value);
+  else if (key == "sim")
+    train->similarity_weight = parse_number<double>(key, value);
   else if (key == "hidden")
     config->hidden = parse_hidden(value);
   else if (key == "epochs")
@@ -75,8 +88,8 @@ void apply_option(const std::string& option, RqVaeConfig* config, TrainOptions* 
     train->time_budget_seconds = parse_number<double>(key, value);
   else {
     FAISS_THROW_FMT(
-        "semid::index_factory: unknown option '%s' (latent, hidden, epochs, warmup, "
-        "batch, lr, seed, threads, time)",
+        "semid::index_factory: unknown option '%s' (arch, latent, hidden, beam, sim, epochs, "
+        "warmup, batch, lr, seed, threads, time)",
         key.c_str());
   }
 }
@@ -98,10 +111,15 @@ std::unique_ptr<IndexRQVAE> make_rqvae(int d, const std::string& component,
   config.codebook_size = 1 << bits;
   TrainOptions train;
   std::set<std::string> seen;
+  bool arch_given = false;
+  // arch= first, so that latent= only switches the architecture when arch= is absent.
+  for (const std::string& option : options) {
+    if (option.rfind("arch=", 0) == 0) apply_option(option, &config, &train, &arch_given);
+  }
   for (const std::string& option : options) {
     FAISS_THROW_IF_NOT_FMT(seen.insert(option.substr(0, option.find('='))).second,
                            "semid::index_factory: option '%s' is given twice", option.c_str());
-    apply_option(option, &config, &train);
+    if (option.rfind("arch=", 0) != 0) apply_option(option, &config, &train, &arch_given);
   }
   const Status valid = train.validate();
   FAISS_THROW_IF_NOT_FMT(valid.is_ok(), "semid::index_factory: %s", valid.to_string().c_str());

@@ -5,10 +5,11 @@
 // builds an IndexRQVAE with L levels of 2^B codes each (B in [1, 16]: code_size L bytes for
 // B <= 8, else 2L), untrained: call train(). IDMap / IDMap2 wrap it in faiss::IndexIDMap /
 // IndexIDMap2 (owning it). Options (each at most once):
-//   latent=32          RqVaeConfig::latent_dim
-//   hidden=512-256-128 RqVaeConfig::hidden, encoder layer sizes joined by '-' ("none": no hidden
-//                      layer)
-//   epochs=400         TrainOptions::epochs          warmup=20   TrainOptions::warmup_epochs
+//   arch=residual      RqVaeConfig::architecture (residual or mlp)
+//   latent=0           RqVaeConfig::latent_dim; a latent size without arch= selects arch=mlp
+//   hidden=512         RqVaeConfig::hidden, layer sizes joined by '-' ("none": no hidden layer)
+//   beam=5             RqVaeConfig::beam_size        sim=5       TrainOptions::similarity_weight
+//   epochs=0           TrainOptions::epochs (0: automatic)  warmup=20   TrainOptions::warmup_epochs
 //   batch=1024         TrainOptions::batch_size      lr=0.001    TrainOptions::learning_rate
 //   seed=42            TrainOptions::seed            threads=1   TrainOptions::threads
 //   time=0             TrainOptions::time_budget_seconds (0: no limit)

@@ -23,6 +23,8 @@ namespace {
 struct TrainArgs {
   std::string data, out, report, codes, kind = "rqvae";
   std::string metric = "cosine", distance = "l2", optimizer = "adamw", codebook_update = "gradient";
+  std::string architecture = "residual", activation = "silu";
+  RqKMeansTrainOptions kmeans;
   RqVaeConfig config;
   TrainOptions options;
   int beam = 5;
@@ -51,8 +53,8 @@ void show_progress(const TrainProgress& p, bool tty) {
 
 void run_train(TrainArgs& args) {
   auto data = value_or_throw(read_float_vectors(args.data));
-  spdlog::info("training {} on {} vectors of dimension {} from {}", args.kind, data.rows,
-               data.cols, args.data);
+  spdlog::info("training {} on {} vectors of dimension {} from {}", args.kind, data.rows, data.cols,
+               args.data);
   const Metric metric = value_or_throw(parse_metric(args.metric));
   nlohmann::json report;
   std::unique_ptr<Quantizer> model;
@@ -61,24 +63,31 @@ void run_train(TrainArgs& args) {
     args.config.dim = static_cast<int>(data.cols);
     args.config.metric = metric;
     args.config.codebook_distance = value_or_throw(parse_codebook_distance(args.distance));
+    args.config.architecture = value_or_throw(parse_architecture(args.architecture));
+    args.config.activation = value_or_throw(parse_activation(args.activation));
+    args.config.beam_size = args.beam;
     args.options.optimizer = value_or_throw(parse_optimizer(args.optimizer));
     args.options.codebook_update = value_or_throw(parse_codebook_update(args.codebook_update));
     const bool tty = ::isatty(STDERR_FILENO) != 0 && !args.quiet;
-    auto result = value_or_throw(train_rqvae(
-        args.config, args.options, data.rows, data.data.data(), [&](const TrainProgress& p) {
-          if (!args.quiet) show_progress(p, tty);
-          return true;
-        }));
+    auto result = value_or_throw(train_rqvae(args.config, args.options, data.rows, data.data.data(),
+                                             [&](const TrainProgress& p) {
+                                               if (!args.quiet) show_progress(p, tty);
+                                               return true;
+                                             }));
     if (tty) std::fprintf(stderr, "\n");
     report = result.report.to_json();
     report["options"] = args.options.to_json();
     model = std::move(result.model);
   } else if (args.kind == "rqkmeans") {
-    RqKMeansConfig config{.dim = static_cast<int>(data.cols), .levels = args.config.levels,
-                          .codebook_size = args.config.codebook_size, .beam_size = args.beam,
+    RqKMeansConfig config{.dim = static_cast<int>(data.cols),
+                          .levels = args.config.levels,
+                          .codebook_size = args.config.codebook_size,
+                          .beam_size = args.beam,
                           .metric = metric};
-    RqKMeansTrainOptions options{.iterations = args.options.kmeans_iterations,
-                                 .seed = args.options.seed, .threads = args.options.threads};
+    RqKMeansTrainOptions options = args.kmeans;
+    options.iterations = args.options.kmeans_iterations;
+    options.seed = args.options.seed;
+    options.threads = args.options.threads;
     model = value_or_throw(RqKMeans::train(config, options, data.rows, data.data.data()));
     auto health = value_or_throw(evaluate_health(*model, data.rows, data.data.data()));
     report = {{"codes", health.first.to_json()}, {"reconstruction", health.second.to_json()}};
@@ -99,19 +108,21 @@ void run_train(TrainArgs& args) {
   }
   const auto& codes = report["codes"];
   std::string usage;
-  for (const auto& level : codes["levels"]) usage += fmt::format("{:.3f} ", level["used_fraction"].get<double>());
-  spdlog::info("saved {} ({:.1f}s): used_fraction per level [{}] collision_rate {:.4f} "
-               "mean_cosine {:.4f}",
-               args.out, report["train_seconds"].get<double>(), usage,
-               codes["collision_rate"].get<double>(),
-               report["reconstruction"]["mean_cosine"].get<double>());
+  for (const auto& level : codes["levels"])
+    usage += fmt::format("{:.3f} ", level["used_fraction"].get<double>());
+  spdlog::info(
+      "saved {} ({:.1f}s): used_fraction per level [{}] collision_rate {:.4f} "
+      "mean_cosine {:.4f}",
+      args.out, report["train_seconds"].get<double>(), usage, codes["collision_rate"].get<double>(),
+      report["reconstruction"]["mean_cosine"].get<double>());
   if (!args.report.empty()) {
     std::ofstream(args.report) << report.dump(2) << "\n";
     spdlog::info("report written to {}", args.report);
   }
 }
 
-void run_encode(const std::string& model_path, const std::string& data_path, const std::string& out) {
+void run_encode(const std::string& model_path, const std::string& data_path,
+                const std::string& out) {
   auto model = value_or_throw(load_quantizer(model_path));
   auto data = value_or_throw(read_float_vectors(data_path));
   if (data.cols != static_cast<std::size_t>(model->dim())) {
@@ -195,33 +206,84 @@ void register_model_commands(CLI::App& app) {
   train->add_option("--kind", args->kind, "rqvae or rqkmeans")->capture_default_str();
   train->add_option("--metric", args->metric, "cosine or l2")->capture_default_str();
   train->add_option("--levels", args->config.levels, "Levels L")->capture_default_str();
-  train->add_option("--codebook-size", args->config.codebook_size, "Codes per level K")->capture_default_str();
-  train->add_option("--latent-dim", args->config.latent_dim, "Latent size")->capture_default_str();
-  train->add_option("--hidden", args->config.hidden, "Encoder hidden sizes")->capture_default_str();
+  train->add_option("--codebook-size", args->config.codebook_size, "Codes per level K")
+      ->capture_default_str();
+  train
+      ->add_option("--architecture", args->architecture,
+                   "RQ-VAE network: residual (identity plus learned corrections, starts at "
+                   "residual k-means) or mlp (TIGER's bottleneck)")
+      ->capture_default_str();
+  train->add_option("--activation", args->activation, "silu or relu")->capture_default_str();
+  train
+      ->add_option("--latent-dim", args->config.latent_dim,
+                   "Latent size (0 = automatic: d for residual, 32 for mlp)")
+      ->capture_default_str();
+  train
+      ->add_option("--hidden", args->config.hidden,
+                   "Hidden layer sizes (residual: of the correction MLPs; mlp: of the encoder)")
+      ->capture_default_str();
   train->add_flag("--shared-codebook", args->config.shared_codebook, "One codebook for all levels");
   train->add_option("--codebook-distance", args->distance, "l2 or cosine")->capture_default_str();
   train->add_option("--beta", args->config.beta, "Commitment weight")->capture_default_str();
-  train->add_option("--beam", args->beam, "RQ-KMeans beam size")->capture_default_str();
+  train->add_option("--beam", args->beam, "Beam width of encoding (both kinds)")
+      ->capture_default_str();
+  train
+      ->add_option("--kmeans-points-per-code", args->kmeans.max_points_per_code,
+                   "RQ-KMeans: train on a sample of K times this many rows (0 = all)")
+      ->capture_default_str();
+  train
+      ->add_option("--kmeans-refine-rounds", args->kmeans.refine_rounds,
+                   "RQ-KMeans: full-data codebook refinement passes after the sample")
+      ->capture_default_str();
   auto& o = args->options;
-  train->add_option("--epochs", o.epochs, "Epochs")->capture_default_str();
-  train->add_option("--max-steps", o.max_steps, "Stop after this many steps (0 = no limit)")->capture_default_str();
-  train->add_option("--time-budget", o.time_budget_seconds, "Stop after this many seconds (0 = no limit)")->capture_default_str();
+  train->add_option("--epochs", o.epochs, "Epochs (0 = automatic: 20 residual, 200 mlp)")
+      ->capture_default_str();
+  train
+      ->add_option("--similarity-weight", o.similarity_weight,
+                   "Residual: weight of in-batch similarity matching")
+      ->capture_default_str();
+  train
+      ->add_option("--codebook-lr-ratio", o.codebook_lr_ratio,
+                   "Residual: codebook learning rate / lr")
+      ->capture_default_str();
+  train->add_flag("--train-encoder", o.train_encoder,
+                  "Residual: also train the encoder correction");
+  train->add_option("--max-steps", o.max_steps, "Stop after this many steps (0 = no limit)")
+      ->capture_default_str();
+  train
+      ->add_option("--time-budget", o.time_budget_seconds,
+                   "Stop after this many seconds (0 = no limit)")
+      ->capture_default_str();
   train->add_option("--batch-size", o.batch_size, "Batch size")->capture_default_str();
-  train->add_option("--optimizer", args->optimizer, "adamw, adam or adagrad")->capture_default_str();
+  train->add_option("--optimizer", args->optimizer, "adamw, adam or adagrad")
+      ->capture_default_str();
   train->add_option("--lr", o.learning_rate, "Peak learning rate")->capture_default_str();
   train->add_option("--weight-decay", o.weight_decay, "Weight decay")->capture_default_str();
-  train->add_option("--lr-warmup-steps", o.lr_warmup_steps, "Linear learning-rate warm-up")->capture_default_str();
-  train->add_option("--grad-clip", o.grad_clip, "Gradient-norm clipping (0 = off)")->capture_default_str();
-  train->add_option("--validation", o.validation_fraction, "Validation share")->capture_default_str();
-  train->add_option("--patience", o.patience, "Early-stopping patience in epochs")->capture_default_str();
+  train->add_option("--lr-warmup-steps", o.lr_warmup_steps, "Linear learning-rate warm-up")
+      ->capture_default_str();
+  train->add_option("--grad-clip", o.grad_clip, "Gradient-norm clipping (0 = off)")
+      ->capture_default_str();
+  train->add_option("--validation", o.validation_fraction, "Validation share")
+      ->capture_default_str();
+  train->add_option("--patience", o.patience, "Early-stopping patience in epochs")
+      ->capture_default_str();
   train->add_option("--seed", o.seed, "Seed")->capture_default_str();
   train->add_option("--threads", o.threads, "Threads")->capture_default_str();
-  train->add_option("--warmup-epochs", o.warmup_epochs, "Autoencoder-only epochs")->capture_default_str();
-  train->add_option("--codebook-update", args->codebook_update, "gradient or ema")->capture_default_str();
+  train->add_option("--warmup-epochs", o.warmup_epochs, "Autoencoder-only epochs")
+      ->capture_default_str();
+  train->add_option("--codebook-update", args->codebook_update, "gradient or ema")
+      ->capture_default_str();
   train->add_option("--ema-decay", o.ema_decay, "EMA decay")->capture_default_str();
-  train->add_option("--kmeans-iterations", o.kmeans_iterations, "k-means iterations per level")->capture_default_str();
-  train->add_option("--dead-code-steps", o.dead_code_steps, "Restart codes unused this many steps (0 = never)")->capture_default_str();
-  train->add_option("--decoder-refine-epochs", o.decoder_refine_epochs, "Decoder-only epochs on the final SIDs")->capture_default_str();
+  train->add_option("--kmeans-iterations", o.kmeans_iterations, "k-means iterations per level")
+      ->capture_default_str();
+  train
+      ->add_option("--dead-code-steps", o.dead_code_steps,
+                   "Restart codes unused this many steps (0 = never)")
+      ->capture_default_str();
+  train
+      ->add_option("--decoder-refine-epochs", o.decoder_refine_epochs,
+                   "Decoder-only epochs on the final SIDs")
+      ->capture_default_str();
   train->add_flag("--quiet", args->quiet, "No progress output");
   train->callback([args] { run_train(*args); });
 
@@ -230,7 +292,8 @@ void register_model_commands(CLI::App& app) {
   encode->add_option("--model", (*encode_args)[0], "Model file")->required();
   encode->add_option("--data", (*encode_args)[1], "Vectors")->required();
   encode->add_option("--out", (*encode_args)[2], "Codes (.ivecs or .tsv)")->required();
-  encode->callback([encode_args] { run_encode((*encode_args)[0], (*encode_args)[1], (*encode_args)[2]); });
+  encode->callback(
+      [encode_args] { run_encode((*encode_args)[0], (*encode_args)[1], (*encode_args)[2]); });
 
   struct EvalArgs {
     std::string model, base, query, gt;
@@ -238,7 +301,8 @@ void register_model_commands(CLI::App& app) {
     bool json = false;
   };
   auto eval_args = std::make_shared<EvalArgs>();
-  auto* eval = app.add_subcommand("eval", "Recall of exhaustive reconstructed-vector search, and model health");
+  auto* eval = app.add_subcommand(
+      "eval", "Recall of exhaustive reconstructed-vector search, and model health");
   eval->add_option("--model", eval_args->model, "Model file")->required();
   eval->add_option("--base", eval_args->base, "Base vectors")->required();
   eval->add_option("--query", eval_args->query, "Query vectors")->required();

@@ -20,6 +20,9 @@ RqVaeConfig small_config(int dim = 16) {
   c.dim = dim;
   c.hidden = {32, 32};
   c.latent_dim = 8;
+  c.architecture = RqVaeArchitecture::kMlp;
+  c.activation = Activation::kReLU;
+  c.beam_size = 1;
   c.levels = 2;
   c.codebook_size = 16;
   return c;

@@ -17,6 +17,9 @@ RqVaeConfig config_for(int dim, int levels, int codebook_size) {
   c.dim = dim;
   c.hidden = {64, 32};
   c.latent_dim = 8;
+  c.architecture = RqVaeArchitecture::kMlp;
+  c.activation = Activation::kReLU;
+  c.beam_size = 1;
   c.levels = levels;
   c.codebook_size = codebook_size;
   return c;
@@ -132,12 +135,10 @@ TEST(Trainer, FirstLevelDoesNotCollapseOnMovieLens) {
   SEMID_REQUIRE_DATASET(path);
   auto x = read_float_vectors(path.string());
   ASSERT_TRUE(x.is_ok()) << x.status().to_string();
-  RqVaeConfig config;
+  RqVaeConfig config;  // the default: residual architecture, started at residual k-means
   config.dim = 512;
   TrainOptions o;
-  o.epochs = 40;
-  o.warmup_epochs = 10;
-  o.decoder_refine_epochs = 5;
+  o.epochs = 2;
   auto result = train_rqvae(config, o, x->rows, x->data.data());
   ASSERT_TRUE(result.is_ok()) << result.status().to_string();
   for (const auto& level : result->report.codes.levels) EXPECT_GE(level.used_fraction, 0.9);

@@ -93,6 +93,9 @@ TEST(IndexRQVAE, CosineModeRecallIsCloseToExhaustiveOnATrainedModel) {
   config.dim = d;
   config.hidden = {32};
   config.latent_dim = 8;
+  config.architecture = RqVaeArchitecture::kMlp;
+  config.activation = Activation::kReLU;
+  config.beam_size = 1;
   config.levels = 3;
   config.codebook_size = 32;
   TrainOptions options = testing::tiny_options();

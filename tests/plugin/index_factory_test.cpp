@@ -29,7 +29,8 @@ TEST(IndexFactory, BuildsAnUntrainedIndexRQVAE) {
   EXPECT_EQ(rqvae->codebook_size(), 256);
   EXPECT_EQ(rqvae->sa_code_size(), 3u);
   EXPECT_EQ(rqvae->metric_type, faiss::METRIC_INNER_PRODUCT);
-  EXPECT_EQ(rqvae->config().hidden, (std::vector<int>{512, 256, 128}));
+  EXPECT_EQ(rqvae->config().hidden, (std::vector<int>{512}));
+  EXPECT_EQ(rqvae->config().architecture, RqVaeArchitecture::kResidual);
   auto wide = make(16, "RQVAE2x12", faiss::METRIC_L2);
   EXPECT_EQ(dynamic_cast<IndexRQVAE&>(*wide).sa_code_size(), 4u);
   EXPECT_EQ(wide->metric_type, faiss::METRIC_L2);
@@ -76,7 +77,7 @@ TEST(IndexFactory, DelegatesEverythingElseToFaiss) {
 TEST(IndexFactory, RejectsBadDescriptions) {
   for (const char* bad : {"RQVAE3", "RQVAE3x0", "RQVAE3x17", "RQVAE0x8", "RQVAE3x8,latent=abc",
                           "RQVAE3x8,latent=8,latent=9", "RQVAE3x8,colour=red", "RQVAE3x8,Flat",
-                          "PCA16,RQVAE3x8", "RQVAE3x8,epochs=0", "RQVAE3x8,hidden=64-"}) {
+                          "PCA16,RQVAE3x8", "RQVAE3x8,epochs=-1", "RQVAE3x8,hidden=64-"}) {
     EXPECT_THROW(make(32, bad), faiss::FaissException) << bad;
   }
   EXPECT_THROW(make(32, "RQVAE3x8", faiss::METRIC_L1), faiss::FaissException);

@@ -29,6 +29,9 @@ inline std::shared_ptr<const RqVae> random_model(int dim, int levels, int codebo
   config.dim = dim;
   config.hidden = {16};
   config.latent_dim = 8;
+  config.architecture = RqVaeArchitecture::kMlp;
+  config.activation = Activation::kReLU;
+  config.beam_size = 1;
   config.levels = levels;
   config.codebook_size = codebook_size;
   config.metric = metric;
@@ -92,6 +95,9 @@ inline RqVaeConfig tiny_config() {
   config.dim = 32;
   config.hidden = {32};
   config.latent_dim = 8;
+  config.architecture = RqVaeArchitecture::kMlp;
+  config.activation = Activation::kReLU;
+  config.beam_size = 1;
   config.levels = 3;
   config.codebook_size = 16;
   return config;
