@@ -8,13 +8,13 @@
 // Rows: IndexRQVAE in cosine / prefix / exhaustive mode, FAISS's IndexResidualQuantizer (RQ3x8)
 // and IndexPQ (PQ4x6, also 3 bytes) trained on the same base, and IndexFlatIP (exact).
 // Columns: recall@1/10/100 (one k = 100 search), queries per second of a k = 10 search of all
-// queries with 1 and 2 OpenMP threads (best of --repeats runs), code bytes per item, train and
-// add seconds. Run it with OMP_WAIT_POLICY=PASSIVE: spinning OpenMP workers cost more than they
-// save on a 2-core machine.
+// queries with each of --threads OpenMP thread counts (default 1,2; best of --repeats runs), code
+// bytes per item, train and add seconds. Run it with OMP_WAIT_POLICY=PASSIVE: spinning OpenMP
+// workers cost more than they save on a 2-core machine.
 //
-// The RQ-VAE is loaded from --model, else from <model-dir>/<dataset>_rqvae.safetensors when that
-// exists (unless --retrain), else trained (--epochs, --warmup-epochs, --time-budget) and saved
-// there.
+// The model is loaded from --model (any semid model file: RQ-VAE or RQ-KMeans), else from
+// <model-dir>/<dataset>_rqvae.safetensors when that exists (unless --retrain), else an RQ-VAE with
+// the default architecture is trained (--epochs, --time-budget) and saved there.
 #include <faiss/IndexFlat.h>
 #include <faiss/index_factory.h>
 #include <faiss/utils/distances.h>
@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "index/metrics.h"
+#include "index/quantizer.h"
 #include "index/rqvae.h"
 #include "index/trainer.h"
 #include "index/vecs_io.h"
@@ -51,8 +52,9 @@ struct Options {
   int epochs = semid::TrainOptions{}.epochs;
   int warmup_epochs = semid::TrainOptions{}.warmup_epochs;
   double time_budget = 0;
-  int latent = 32;
-  std::vector<int> hidden;  // empty: the data set's default
+  int latent = 0;
+  std::vector<int> hidden;  // empty: RqVaeConfig's default
+  std::vector<int> threads = {1, 2};
   std::size_t max_queries = 0;
   idx_t shortlist = 0;
   int repeats = 2;
@@ -68,13 +70,12 @@ struct Dataset {
   FloatMatrix base;     // as read
   FloatMatrix queries;  // as read
   Int32Matrix truth;    // >= 100 columns
-  std::vector<int> hidden;
 };
 
 struct Row {
   std::string dataset, method;
   double recall1 = 0, recall10 = 0, recall100 = 0;
-  double qps1 = 0, qps2 = 0;
+  std::vector<double> qps;  // per Options::threads entry
   std::size_t bytes = 0;
   double train_s = -1, add_s = 0;
 };
@@ -101,13 +102,11 @@ Dataset load_dataset(const std::string& name, std::size_t max_queries) {
     base = dir + "mllatestsmall_use512_base.fvecs";
     queries = dir + "mllatestsmall_use512_query_items.fvecs";
     truth = dir + "mllatestsmall_use512_groundtruth_items_angular.ivecs";
-    ds.hidden = {512, 256, 128};
   } else {
     const std::string dir = SEMID_SOURCE_DIR "/data/glove100/";
     base = dir + "base.fvecs";
     queries = dir + "query.fvecs";
     truth = dir + "groundtruth.ivecs";
-    ds.hidden = {256, 128};
   }
   semid::ReadOptions rows;
   rows.max_rows = max_queries;
@@ -138,10 +137,15 @@ Int32Matrix search_all(const faiss::Index& index, const FloatMatrix& queries, id
   return out;
 }
 
-void measure(const faiss::Index& index, const FloatMatrix& queries, const Int32Matrix& truth,
-             const faiss::SearchParameters* params, int repeats, Row* row) {
+int build_threads(const Options& o) {
+  return *std::max_element(o.threads.begin(), o.threads.end());
+}
+
+void measure(const Options& o, const faiss::Index& index, const FloatMatrix& queries,
+             const Int32Matrix& truth, const faiss::SearchParameters* params, Row* row) {
   double seconds = 0;
-  omp_set_num_threads(2);
+  const int repeats = o.repeats;
+  omp_set_num_threads(build_threads(o));
   // Warm-up on a few queries (lazy initialisation inside FAISS and LibTorch).
   FloatMatrix few(std::min<std::size_t>(queries.rows, 16), queries.cols);
   std::copy_n(queries.data.begin(), few.data.size(), few.data.begin());
@@ -150,30 +154,33 @@ void measure(const faiss::Index& index, const FloatMatrix& queries, const Int32M
   row->recall1 = semid::recall_at_k(found, truth, 1);
   row->recall10 = semid::recall_at_k(found, truth, 10);
   row->recall100 = semid::recall_at_k(found, truth, 100);
-  for (int threads : {1, 2}) {
+  for (int threads : o.threads) {
     omp_set_num_threads(threads);
     double best = 0;
     for (int r = 0; r < repeats; ++r) {
       search_all(index, queries, 10, params, &seconds);
       best = std::max(best, static_cast<double>(queries.rows) / seconds);
     }
-    (threads == 1 ? row->qps1 : row->qps2) = best;
+    row->qps.push_back(best);
   }
-  omp_set_num_threads(2);
+  omp_set_num_threads(build_threads(o));
 }
 
-std::shared_ptr<const semid::RqVae> rqvae_for(const Options& o, const Dataset& ds,
-                                              double* train_s) {
+std::shared_ptr<const semid::Quantizer> model_for(const Options& o, const Dataset& ds,
+                                                  double* train_s) {
   const std::string path =
       !o.model.empty() ? o.model : o.model_dir + "/" + ds.name + "_rqvae.safetensors";
   if (!o.retrain && fs::exists(path)) {
     std::printf("[%s] loading model %s\n", ds.name.c_str(), path.c_str());
-    return value_or_die(semid::RqVae::load(path), path);
+    return value_or_die(semid::load_quantizer(path), path);
   }
   semid::RqVaeConfig config;
   config.dim = static_cast<int>(ds.base.cols);
-  config.hidden = o.hidden.empty() ? ds.hidden : o.hidden;
-  config.latent_dim = o.latent;
+  if (!o.hidden.empty()) config.hidden = o.hidden;
+  if (o.latent != 0) {
+    config.architecture = semid::RqVaeArchitecture::kMlp;
+    config.latent_dim = o.latent;
+  }
   semid::TrainOptions options;
   options.epochs = o.epochs;
   options.warmup_epochs = o.warmup_epochs;
@@ -196,7 +203,7 @@ std::shared_ptr<const semid::RqVae> rqvae_for(const Options& o, const Dataset& d
   if (auto saved = trained.model->save(path); !saved) {
     std::fprintf(stderr, "saving %s: %s\n", path.c_str(), saved.to_string().c_str());
   }
-  return std::shared_ptr<const semid::RqVae>(std::move(trained.model));
+  return std::shared_ptr<const semid::Quantizer>(std::move(trained.model));
 }
 
 void bench_dataset(const Options& o, const std::string& name, std::vector<Row>* rows) {
@@ -209,7 +216,7 @@ void bench_dataset(const Options& o, const std::string& name, std::vector<Row>* 
   const FloatMatrix queries = normalized(ds.queries);
 
   double train_s = -1;
-  auto model = rqvae_for(o, ds, &train_s);
+  auto model = model_for(o, ds, &train_s);
   semid::IndexRQVAE index(model);
   auto start = std::chrono::steady_clock::now();
   index.add(n, ds.base.data.data());
@@ -238,7 +245,7 @@ void bench_dataset(const Options& o, const std::string& name, std::vector<Row>* 
     row.add_s = add_s;
     std::printf("[%s] %s\n", name.c_str(), m.label);
     std::fflush(stdout);
-    measure(index, ds.queries, ds.truth, &params, o.repeats, &row);
+    measure(o, index, ds.queries, ds.truth, &params, &row);
     rows->push_back(row);
   }
 
@@ -256,7 +263,7 @@ void bench_dataset(const Options& o, const std::string& name, std::vector<Row>* 
     std::unique_ptr<faiss::Index> faiss_index(
         faiss::index_factory(d, f.factory, faiss::METRIC_INNER_PRODUCT));
     Row row{name, f.label};
-    omp_set_num_threads(2);
+    omp_set_num_threads(build_threads(o));
     start = std::chrono::steady_clock::now();
     faiss_index->train(n, base.data.data());
     row.train_s = seconds_since(start);
@@ -264,25 +271,27 @@ void bench_dataset(const Options& o, const std::string& name, std::vector<Row>* 
     faiss_index->add(n, base.data.data());
     row.add_s = seconds_since(start);
     row.bytes = faiss_index->sa_code_size();
-    measure(*faiss_index, queries, ds.truth, nullptr, o.repeats, &row);
+    measure(o, *faiss_index, queries, ds.truth, nullptr, &row);
     rows->push_back(row);
   }
 }
 
-void print_table(const std::vector<Row>& rows) {
-  std::printf(
-      "\n| data set | method | R@1 | R@10 | R@100 | QPS 1 thr | QPS 2 thr | bytes/item | train s | "
-      "add s |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
+void print_table(const Options& o, const std::vector<Row>& rows) {
+  std::printf("\n| data set | method | R@1 | R@10 | R@100 |");
+  for (int t : o.threads) std::printf(" QPS %d thr |", t);
+  std::printf(" bytes/item | train s | add s |\n|---|---|---|---|---|");
+  for (std::size_t i = 0; i < o.threads.size(); ++i) std::printf("---|");
+  std::printf("---|---|---|\n");
   for (const Row& r : rows) {
     char train[32];
     if (r.train_s < 0)
       std::snprintf(train, sizeof(train), "loaded");
     else
       std::snprintf(train, sizeof(train), "%.1f", r.train_s);
-    std::printf("| %s | %s | %.3f | %.3f | %.3f | %.0f | %.0f | %zu | %s | %.2f |\n",
-                r.dataset.c_str(), r.method.c_str(), r.recall1, r.recall10, r.recall100, r.qps1,
-                r.qps2, r.bytes, train, r.add_s);
+    std::printf("| %s | %s | %.3f | %.3f | %.3f |", r.dataset.c_str(), r.method.c_str(), r.recall1,
+                r.recall10, r.recall100);
+    for (double q : r.qps) std::printf(" %.0f |", q);
+    std::printf(" %zu | %s | %.2f |\n", r.bytes, train, r.add_s);
   }
 }
 
@@ -294,7 +303,8 @@ int main(int argc, char** argv) {
   app.add_option("--dataset", o.dataset, "movielens, glove or all")
       ->check(CLI::IsMember({"movielens", "glove", "all"}))
       ->capture_default_str();
-  app.add_option("--model", o.model, "Pre-trained RQ-VAE model file (one data set only)");
+  app.add_option("--model", o.model,
+                 "Pre-trained model file, RQ-VAE or RQ-KMeans (one data set only)");
   app.add_option("--model-dir", o.model_dir, "Where models are loaded from and saved to")
       ->capture_default_str();
   app.add_flag("--retrain", o.retrain, "Train even when a saved model exists");
@@ -303,9 +313,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--time-budget", o.time_budget, "Training seconds (0 = no limit)")
       ->capture_default_str();
-  app.add_option("--latent", o.latent, "Latent size")->capture_default_str();
-  app.add_option("--hidden", o.hidden,
-                 "Hidden sizes (default: 512 256 128 movielens, 256 128 glove)");
+  app.add_option("--latent", o.latent, "Latent size (non-zero: the MLP architecture)")
+      ->capture_default_str();
+  app.add_option("--hidden", o.hidden, "Hidden sizes (default: RqVaeConfig's)")->delimiter(',');
+  app.add_option("--threads", o.threads, "OpenMP thread counts to time, comma-separated")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
   app.add_option("--queries", o.max_queries, "Use the first N queries (0 = all)")
       ->capture_default_str();
   app.add_option("--shortlist", o.shortlist, "IndexRQVAE shortlist (0 = the index's default)")
@@ -313,7 +327,9 @@ int main(int argc, char** argv) {
   app.add_option("--repeats", o.repeats, "Timed runs per thread count (the best is shown)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  app.add_option("--methods", o.methods, "Rows to run: cosine prefix exhaustive rq pq flat")
+  app.add_option("--methods", o.methods,
+                 "Rows to run, comma-separated: cosine,prefix,exhaustive,rq,pq,flat")
+      ->delimiter(',')
       ->check(CLI::IsMember({"cosine", "prefix", "exhaustive", "rq", "pq", "flat"}))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -325,6 +341,6 @@ int main(int argc, char** argv) {
   for (const std::string name : {"movielens", "glove"}) {
     if (o.dataset == "all" || o.dataset == name) bench_dataset(o, name, &rows);
   }
-  print_table(rows);
+  print_table(o, rows);
   return 0;
 }

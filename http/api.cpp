@@ -588,7 +588,16 @@ std::shared_ptr<const Quantizer> Api::Impl::train_model(const json& spec, json& 
   TrainOptions train_options;
   int beam_size = 5;
   if (kind == "rqvae") {
-    config.latent_dim = static_cast<int>(fields.integer("latent_dim", config.latent_dim, 1, 8192));
+    // A latent size asks for a bottleneck: the MLP architecture unless "architecture" says so.
+    const bool has_latent = fields.find("latent_dim") != nullptr;
+    const std::string architecture = fields.string("architecture", has_latent ? "mlp" : "residual");
+    auto parsed_architecture = parse_architecture(architecture);
+    if (!parsed_architecture) {
+      throw_invalid_value("train.architecture: " + parsed_architecture.status().message());
+    }
+    config.architecture = *parsed_architecture;
+    config.latent_dim = static_cast<int>(fields.integer("latent_dim", config.latent_dim, 0, 8192));
+    config.beam_size = static_cast<int>(fields.integer("beam_size", config.beam_size, 1, 256));
     if (const json* hidden = fields.find("hidden")) {
       config.hidden.clear();
       const json& sizes = read_array(*hidden, "train.hidden", 16);
@@ -598,7 +607,8 @@ std::shared_ptr<const Quantizer> Api::Impl::train_model(const json& spec, json& 
       }
     }
     TrainOptions& o = train_options;
-    o.epochs = static_cast<int>(fields.integer("epochs", o.epochs, 1, 1000000));
+    o.epochs = static_cast<int>(fields.integer("epochs", o.epochs, 0, 1000000));
+    o.similarity_weight = fields.number("similarity_weight", o.similarity_weight, 0, 1e4);
     o.batch_size = static_cast<int>(fields.integer("batch_size", o.batch_size, 1, 1 << 20));
     o.learning_rate = fields.number("learning_rate", o.learning_rate, 1e-9, 100);
     o.time_budget_seconds = fields.number("time_budget_seconds", o.time_budget_seconds, 0, 1e9);
