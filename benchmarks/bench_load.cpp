@@ -7,22 +7,20 @@
 //   bench_load --in-process --data-dir DIR --collection glove --queries Q [--seconds 10]
 //
 // Bounded by design: a fixed duration and loopback only.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-
-#include <CLI/CLI.hpp>
-#include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "index/vecs_io.h"
 #include "storage/collection_manager.h"
@@ -44,7 +42,8 @@ struct Latencies {
   double percentile(double p) {
     if (ms.empty()) return 0;
     std::sort(ms.begin(), ms.end());
-    return ms[std::min(ms.size() - 1, static_cast<std::size_t>(p * static_cast<double>(ms.size())))];
+    return ms[std::min(ms.size() - 1,
+                       static_cast<std::size_t>(p * static_cast<double>(ms.size())))];
   }
 };
 
@@ -137,9 +136,10 @@ int run_http(const Args& args, const semid::FloatMatrix& queries) {
   std::printf("\nHTTP load: %d clients, %.0f s, %.0f%% upserts, k=%d, collection '%s'\n\n",
               args.clients, args.seconds, args.write_fraction * 100, args.k,
               args.collection.c_str());
-  std::printf("| %-22s | %9s | %9s | %8s | %8s | %6s |\n", "operation", "requests", "QPS",
-              "p50 ms", "p99 ms", "errors");
-  std::printf("|------------------------|-----------|-----------|----------|----------|--------|\n");
+  std::printf("| %-22s | %9s | %9s | %8s | %8s | %6s |\n", "operation", "requests", "QPS", "p50 ms",
+              "p99 ms", "errors");
+  std::printf(
+      "|------------------------|-----------|-----------|----------|----------|--------|\n");
   print_row("search (HTTP)", searches, args.seconds);
   print_row("upsert (HTTP)", upserts, args.seconds);
   return searches.errors + upserts.errors == 0 ? 0 : 1;
@@ -161,8 +161,9 @@ int run_in_process(const Args& args, const semid::FloatMatrix& queries) {
   std::size_t q = 0;
   while (Clock::now() < deadline) {
     const auto start = Clock::now();
-    auto hits = (*collection)->search(1, {queries.row(q % queries.rows), queries.cols},
-                                      static_cast<std::size_t>(args.k));
+    auto hits = (*collection)
+                    ->search(1, {queries.row(q % queries.rows), queries.cols},
+                             static_cast<std::size_t>(args.k));
     ++q;
     if (!hits) {
       ++one.errors;
@@ -170,10 +171,12 @@ int run_in_process(const Args& args, const semid::FloatMatrix& queries) {
     }
     one.ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
   }
-  std::printf("\nin-process: the same queries one at a time on one thread, %.0f s\n\n", args.seconds);
-  std::printf("| %-22s | %9s | %9s | %8s | %8s | %6s |\n", "operation", "requests", "QPS",
-              "p50 ms", "p99 ms", "errors");
-  std::printf("|------------------------|-----------|-----------|----------|----------|--------|\n");
+  std::printf("\nin-process: the same queries one at a time on one thread, %.0f s\n\n",
+              args.seconds);
+  std::printf("| %-22s | %9s | %9s | %8s | %8s | %6s |\n", "operation", "requests", "QPS", "p50 ms",
+              "p99 ms", "errors");
+  std::printf(
+      "|------------------------|-----------|-----------|----------|----------|--------|\n");
   print_row("search (in-process)", one, args.seconds);
   return one.errors == 0 ? 0 : 1;
 }
@@ -189,7 +192,9 @@ int main(int argc, char** argv) {
   app.add_option("--queries", args.queries, "Query vectors (.fvecs)")->required();
   app.add_option("--seconds", args.seconds)->capture_default_str()->check(CLI::Range(1.0, 3600.0));
   app.add_option("--clients", args.clients)->capture_default_str()->check(CLI::Range(1, 256));
-  app.add_option("--write-fraction", args.write_fraction)->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  app.add_option("--write-fraction", args.write_fraction)
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
   app.add_option("--k", args.k)->capture_default_str()->check(CLI::Range(1, 1000));
   app.add_option("--api-key", args.api_key);
   app.add_flag("--in-process", args.in_process, "Search the collection directly (server stopped)");

@@ -40,7 +40,12 @@ void BM_Encode(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(batch));
 }
-BENCHMARK(BM_Encode)->ArgNames({"threads", "batch"})->Args({1, 1})->Args({2, 1})->Args({1, 1024})->Args({2, 1024});
+BENCHMARK(BM_Encode)
+    ->ArgNames({"threads", "batch"})
+    ->Args({1, 1})
+    ->Args({2, 1})
+    ->Args({1, 1024})
+    ->Args({2, 1024});
 
 void BM_Decode(benchmark::State& state) {
   semid::RqVae::set_threads(static_cast<int>(state.range(0)));

@@ -20,30 +20,46 @@ Response error_response(const Request& request, HttpStatus status, const std::st
 
 HttpStatus http_status_of(Status::Code code) {
   switch (code) {
-    case Status::Code::kOk: return HttpStatus::ok;
-    case Status::Code::kInvalidArgument: return HttpStatus::bad_request;
-    case Status::Code::kNotFound: return HttpStatus::not_found;
-    case Status::Code::kAlreadyExists: return HttpStatus::conflict;
-    case Status::Code::kFailedPrecondition: return HttpStatus::conflict;
-    case Status::Code::kBusy: return HttpStatus::service_unavailable;
+    case Status::Code::kOk:
+      return HttpStatus::ok;
+    case Status::Code::kInvalidArgument:
+      return HttpStatus::bad_request;
+    case Status::Code::kNotFound:
+      return HttpStatus::not_found;
+    case Status::Code::kAlreadyExists:
+      return HttpStatus::conflict;
+    case Status::Code::kFailedPrecondition:
+      return HttpStatus::conflict;
+    case Status::Code::kBusy:
+      return HttpStatus::service_unavailable;
     case Status::Code::kCorruption:
     case Status::Code::kIOError:
-    case Status::Code::kInternal: return HttpStatus::internal_server_error;
+    case Status::Code::kInternal:
+      return HttpStatus::internal_server_error;
   }
   return HttpStatus::internal_server_error;
 }
 
 std::string error_code_of(Status::Code code) {
   switch (code) {
-    case Status::Code::kOk: return "ok";
-    case Status::Code::kInvalidArgument: return "invalid_argument";
-    case Status::Code::kNotFound: return "not_found";
-    case Status::Code::kAlreadyExists: return "already_exists";
-    case Status::Code::kFailedPrecondition: return "failed_precondition";
-    case Status::Code::kBusy: return "busy";
-    case Status::Code::kCorruption: return "corruption";
-    case Status::Code::kIOError: return "io_error";
-    case Status::Code::kInternal: return "internal";
+    case Status::Code::kOk:
+      return "ok";
+    case Status::Code::kInvalidArgument:
+      return "invalid_argument";
+    case Status::Code::kNotFound:
+      return "not_found";
+    case Status::Code::kAlreadyExists:
+      return "already_exists";
+    case Status::Code::kFailedPrecondition:
+      return "failed_precondition";
+    case Status::Code::kBusy:
+      return "busy";
+    case Status::Code::kCorruption:
+      return "corruption";
+    case Status::Code::kIOError:
+      return "io_error";
+    case Status::Code::kInternal:
+      return "internal";
   }
   return "internal";
 }

@@ -6,11 +6,9 @@
 #pragma once
 
 #include <boost/beast/http.hpp>
-
 #include <functional>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "index/status.h"
 

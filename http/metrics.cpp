@@ -45,8 +45,9 @@ std::string Metrics::render() const {
     out += "# TYPE semid_http_requests_total counter\n";
     for (const auto& [key, by_status] : requests_) {
       for (const auto& [status, count] : by_status) {
-        out += fmt::format("semid_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{}\"}} {}\n",
-                           key.first, prometheus_label(key.second), status, count);
+        out += fmt::format(
+            "semid_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{}\"}} {}\n", key.first,
+            prometheus_label(key.second), status, count);
       }
     }
     out += "# HELP semid_http_request_duration_seconds Request latency by method and route.\n";

@@ -1,5 +1,7 @@
 #include "http/server.h"
 
+#include <spdlog/spdlog.h>
+
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -8,8 +10,6 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
-#include <spdlog/spdlog.h>
-
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -26,15 +26,21 @@ Status ServerOptions::validate() const {
   auto bad = [](const std::string& field, const std::string& value, const std::string& rule) {
     return Status::invalid_argument(field + " = " + value + ": " + rule);
   };
-  if (io_threads < 1 || io_threads > 256) return bad("io_threads", std::to_string(io_threads), "must be in [1, 256]");
+  if (io_threads < 1 || io_threads > 256)
+    return bad("io_threads", std::to_string(io_threads), "must be in [1, 256]");
   if (worker_threads < 1 || worker_threads > 1024) {
     return bad("worker_threads", std::to_string(worker_threads), "must be in [1, 1024]");
   }
-  if (body_limit < 1024) return bad("body_limit", std::to_string(body_limit), "must be >= 1024 bytes");
-  if (header_limit < 1024) return bad("header_limit", std::to_string(header_limit), "must be >= 1024 bytes");
-  if (read_timeout.count() <= 0) return bad("read_timeout", std::to_string(read_timeout.count()), "must be > 0 ms");
-  if (write_timeout.count() <= 0) return bad("write_timeout", std::to_string(write_timeout.count()), "must be > 0 ms");
-  if (shutdown_grace.count() < 0) return bad("shutdown_grace", std::to_string(shutdown_grace.count()), "must be >= 0 ms");
+  if (body_limit < 1024)
+    return bad("body_limit", std::to_string(body_limit), "must be >= 1024 bytes");
+  if (header_limit < 1024)
+    return bad("header_limit", std::to_string(header_limit), "must be >= 1024 bytes");
+  if (read_timeout.count() <= 0)
+    return bad("read_timeout", std::to_string(read_timeout.count()), "must be > 0 ms");
+  if (write_timeout.count() <= 0)
+    return bad("write_timeout", std::to_string(write_timeout.count()), "must be > 0 ms");
+  if (shutdown_grace.count() < 0)
+    return bad("shutdown_grace", std::to_string(shutdown_grace.count()), "must be >= 0 ms");
   boost::system::error_code ec;
   asio::ip::make_address(host, ec);
   if (ec) return bad("host", "'" + host + "'", "is not an IP address");
@@ -43,8 +49,11 @@ Status ServerOptions::validate() const {
 
 struct Server::Impl {
   Impl(ServerOptions o, Handler h)
-      : options(std::move(o)), handler(std::move(h)), ioc(options.io_threads),
-        acceptor(asio::make_strand(ioc)), workers(static_cast<std::size_t>(options.worker_threads)) {}
+      : options(std::move(o)),
+        handler(std::move(h)),
+        ioc(options.io_threads),
+        acceptor(asio::make_strand(ioc)),
+        workers(static_cast<std::size_t>(options.worker_threads)) {}
 
   void accept();
   void run_handler(const Request& request, Response& response);
@@ -72,10 +81,12 @@ namespace {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   // `server` outlives every session: Server::stop() joins all threads before it goes.
-  Session(tcp::socket&& socket, Server::Impl* server) : stream_(std::move(socket)), server_(server) {}
+  Session(tcp::socket&& socket, Server::Impl* server)
+      : stream_(std::move(socket)), server_(server) {}
 
   void start() {
-    asio::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::read, shared_from_this()));
+    asio::dispatch(stream_.get_executor(),
+                   beast::bind_front_handler(&Session::read, shared_from_this()));
   }
 
  private:
@@ -85,8 +96,9 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(static_cast<std::uint32_t>(server_->options.header_limit));
     // One deadline over the whole request read: headers, any 100-continue, and the body.
     stream_.expires_after(server_->options.read_timeout);
-    beast::http::async_read_header(stream_, buffer_, *parser_,
-                                   beast::bind_front_handler(&Session::on_header, shared_from_this()));
+    beast::http::async_read_header(
+        stream_, buffer_, *parser_,
+        beast::bind_front_handler(&Session::on_header, shared_from_this()));
   }
 
   void on_header(beast::error_code ec, std::size_t) {
@@ -96,11 +108,11 @@ class Session : public std::enable_shared_from_this<Session> {
       // curl waits a second for this before sending a large body.
       auto cont = std::make_shared<beast::http::response<beast::http::empty_body>>(
           beast::http::status::continue_, header.version());
-      beast::http::async_write(stream_, *cont,
-                               [self = shared_from_this(), cont](beast::error_code wec, std::size_t) {
-                                 if (wec) return self->close();
-                                 self->read_body();
-                               });
+      beast::http::async_write(
+          stream_, *cont, [self = shared_from_this(), cont](beast::error_code wec, std::size_t) {
+            if (wec) return self->close();
+            self->read_body();
+          });
       return;
     }
     read_body();
@@ -127,10 +139,10 @@ class Session : public std::enable_shared_from_this<Session> {
                                 "request body exceeds the limit of " +
                                     std::to_string(server_->options.body_limit) + " bytes");
     } else if (ec == beast::http::error::header_limit) {
-      response = error_response(stub, HttpStatus::request_header_fields_too_large,
-                                "header_too_large",
-                                "request headers exceed the limit of " +
-                                    std::to_string(server_->options.header_limit) + " bytes");
+      response =
+          error_response(stub, HttpStatus::request_header_fields_too_large, "header_too_large",
+                         "request headers exceed the limit of " +
+                             std::to_string(server_->options.header_limit) + " bytes");
     } else {
       response = error_response(stub, HttpStatus::bad_request, "bad_request",
                                 "malformed HTTP request: " + ec.message());
@@ -195,16 +207,17 @@ class Session : public std::enable_shared_from_this<Session> {
 }  // namespace
 
 void Server::Impl::accept() {
-  acceptor.async_accept(asio::make_strand(ioc), [self = this](beast::error_code ec,
-                                                             tcp::socket socket) {
-    if (ec) {
-      if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
-      spdlog::warn("accept failed: {}", ec.message());
-    } else {
-      std::make_shared<Session>(std::move(socket), self)->start();
-    }
-    self->accept();
-  });
+  acceptor.async_accept(asio::make_strand(ioc),
+                        [self = this](beast::error_code ec, tcp::socket socket) {
+                          if (ec) {
+                            if (ec == asio::error::operation_aborted || !self->acceptor.is_open())
+                              return;
+                            spdlog::warn("accept failed: {}", ec.message());
+                          } else {
+                            std::make_shared<Session>(std::move(socket), self)->start();
+                          }
+                          self->accept();
+                        });
 }
 
 void Server::Impl::run_handler(const Request& request, Response& response) {
@@ -220,8 +233,8 @@ void Server::Impl::run_handler(const Request& request, Response& response) {
     // Handlers do not throw by contract; this is the last line of defence.
     spdlog::error("handler threw on {} {}: {}", std::string(request.method_string()),
                   std::string(request.target()), e.what());
-    response = error_response(request, HttpStatus::internal_server_error, "internal",
-                              "internal error");
+    response =
+        error_response(request, HttpStatus::internal_server_error, "internal", "internal error");
   }
 }
 
@@ -267,7 +280,8 @@ void Server::stop() {
   });
   {
     std::unique_lock lock(impl_->mutex);
-    impl_->idle.wait_for(lock, impl_->options.shutdown_grace, [&] { return impl_->in_flight == 0; });
+    impl_->idle.wait_for(lock, impl_->options.shutdown_grace,
+                         [&] { return impl_->in_flight == 0; });
   }
   impl_->workers.join();
   impl_->work_guard.reset();

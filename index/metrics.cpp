@@ -70,8 +70,10 @@ CodeHealth code_health(std::size_t n, int levels, int codebook_size, const std::
         return std::equal(codes + i * L, codes + (i + 1) * L, codes + cls.front() * L);
       };
       auto it = std::find_if(classes.begin(), classes.end(), same);
-      if (it == classes.end()) classes.push_back({i});
-      else it->push_back(i);
+      if (it == classes.end())
+        classes.push_back({i});
+      else
+        it->push_back(i);
     }
     for (const auto& cls : classes) {
       ++h.unique_sids;

@@ -4,9 +4,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <vector>
-
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "index/vecs_io.h"
 
@@ -14,11 +13,11 @@ namespace semid {
 
 // Usage of one level's K codes over a set of items.
 struct LevelUsage {
-  int used_codes = 0;          // codes chosen by at least one item
-  double used_fraction = 0;    // used_codes / K
-  double perplexity = 0;       // exp(entropy in nats); K for perfectly uniform usage
-  double entropy_bits = 0;     // usage entropy in bits; log2(K) at most
-  double top_code_share = 0;   // share of items on the most popular code (hourglass diagnostic)
+  int used_codes = 0;         // codes chosen by at least one item
+  double used_fraction = 0;   // used_codes / K
+  double perplexity = 0;      // exp(entropy in nats); K for perfectly uniform usage
+  double entropy_bits = 0;    // usage entropy in bits; log2(K) at most
+  double top_code_share = 0;  // share of items on the most popular code (hourglass diagnostic)
 };
 
 struct CodeHealth {

@@ -57,8 +57,8 @@ std::string content_hash(std::string_view kind, const nlohmann::json& config,
     sha.update_field(name);
     sha.update_field(safetensors::dtype_name(view.dtype));
     for (std::int64_t dim : view.shape) sha.update(&dim, sizeof(dim));
-    sha.update_field(std::string_view(reinterpret_cast<const char*>(view.data.data()),
-                                      view.data.size()));
+    sha.update_field(
+        std::string_view(reinterpret_cast<const char*>(view.data.data()), view.data.size()));
   }
   return sha.hex();
 }
@@ -67,8 +67,8 @@ std::string content_hash(std::string_view kind, const nlohmann::json& config,
                          const std::map<std::string, safetensors::Tensor>& tensors) {
   std::map<std::string, safetensors::TensorView> views;
   for (const auto& [name, tensor] : tensors) {
-    views.emplace(name, safetensors::TensorView{tensor.dtype, tensor.shape,
-                                                {tensor.data.data(), tensor.data.size()}});
+    views.emplace(name, safetensors::TensorView{
+                            tensor.dtype, tensor.shape, {tensor.data.data(), tensor.data.size()}});
   }
   return content_hash(kind, config, views);
 }

@@ -6,15 +6,15 @@
 // the vectors themselves; FAISS). Both save to and load from a safetensors model file whose
 // metadata carries the kind, the config and a content hash.
 //
-// Thread safety: encode / decode / reconstruct are const and safe to call from many threads at once.
+// Thread safety: encode / decode / reconstruct are const and safe to call from many threads at
+// once.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "index/metric.h"
 #include "index/status.h"

@@ -5,11 +5,10 @@
 #include <bit>
 #include <cstring>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 namespace semid::safetensors {
 namespace {
@@ -36,17 +35,28 @@ constexpr std::array<DType, 11> kAllDTypes = {DType::kF32, DType::kF64,  DType::
 // descending rank, then name. Matching it makes our files byte-identical to its.
 int python_layout_rank(DType dtype) {
   switch (dtype) {
-    case DType::kBool: return 0;
-    case DType::kU8: return 1;
-    case DType::kI8: return 2;
-    case DType::kI16: return 5;
-    case DType::kU16: return 6;
-    case DType::kF16: return 7;
-    case DType::kBF16: return 8;
-    case DType::kI32: return 9;
-    case DType::kF32: return 11;
-    case DType::kF64: return 12;
-    case DType::kI64: return 13;
+    case DType::kBool:
+      return 0;
+    case DType::kU8:
+      return 1;
+    case DType::kI8:
+      return 2;
+    case DType::kI16:
+      return 5;
+    case DType::kU16:
+      return 6;
+    case DType::kF16:
+      return 7;
+    case DType::kBF16:
+      return 8;
+    case DType::kI32:
+      return 9;
+    case DType::kF32:
+      return 11;
+    case DType::kF64:
+      return 12;
+    case DType::kI64:
+      return 13;
   }
   return 0;
 }
@@ -185,7 +195,8 @@ struct ParsedTensor {
 Result<ParsedTensor> parse_tensor(const std::string& name, const Json& info,
                                   std::span<const std::uint8_t> buffer) {
   const std::string where = "tensor " + quote(name);
-  if (!info.is_object()) return Status::corruption(where + " must be an object, got " + brief(info));
+  if (!info.is_object())
+    return Status::corruption(where + " must be an object, got " + brief(info));
   auto field = [&](const char* key) -> const Json* {
     const auto it = info.find(key);
     return it == info.end() ? nullptr : &*it;
@@ -203,7 +214,8 @@ Result<ParsedTensor> parse_tensor(const std::string& name, const Json& info,
     return Status::corruption(where + ": dtype must be a string, got " + brief(*dtype));
   }
   auto parsed_dtype = parse_dtype(dtype->get<std::string>());
-  if (!parsed_dtype.is_ok()) return Status::corruption(where + ": " + parsed_dtype.status().message());
+  if (!parsed_dtype.is_ok())
+    return Status::corruption(where + ": " + parsed_dtype.status().message());
   parsed.view.dtype = *parsed_dtype;
 
   if (!shape->is_array()) {
@@ -224,27 +236,28 @@ Result<ParsedTensor> parse_tensor(const std::string& name, const Json& info,
   }
 
   if (!offsets->is_array() || offsets->size() != 2) {
-    return Status::corruption(where + ": data_offsets must be [begin, end], got " + brief(*offsets));
+    return Status::corruption(where + ": data_offsets must be [begin, end], got " +
+                              brief(*offsets));
   }
   const std::uint64_t buffer_size = buffer.size();
   SEMID_ASSIGN_OR_RETURN(parsed.begin,
                          parse_count((*offsets)[0], where + ": data_offsets begin", buffer_size));
-  SEMID_ASSIGN_OR_RETURN(parsed.end,
-                         parse_count((*offsets)[1], where + ": data_offsets end (the data buffer"
-                                                            " has " + std::to_string(buffer_size) +
-                                                            " bytes)",
-                                     buffer_size));
+  SEMID_ASSIGN_OR_RETURN(parsed.end, parse_count((*offsets)[1],
+                                                 where +
+                                                     ": data_offsets end (the data buffer"
+                                                     " has " +
+                                                     std::to_string(buffer_size) + " bytes)",
+                                                 buffer_size));
   const std::string offsets_text =
       "[" + std::to_string(parsed.begin) + ", " + std::to_string(parsed.end) + "]";
   if (parsed.end < parsed.begin) {
     return Status::corruption(where + ": data_offsets " + offsets_text + " are not ascending");
   }
   if (parsed.end - parsed.begin != *expected_bytes) {
-    return Status::corruption(where + ": data_offsets " + offsets_text + " span " +
-                              std::to_string(parsed.end - parsed.begin) + " bytes but " +
-                              dtype_name(parsed.view.dtype) + " " +
-                              shape_string(parsed.view.shape) + " needs " +
-                              std::to_string(*expected_bytes));
+    return Status::corruption(
+        where + ": data_offsets " + offsets_text + " span " +
+        std::to_string(parsed.end - parsed.begin) + " bytes but " + dtype_name(parsed.view.dtype) +
+        " " + shape_string(parsed.view.shape) + " needs " + std::to_string(*expected_bytes));
   }
   parsed.view.data = buffer.subspan(parsed.begin, parsed.end - parsed.begin);
   return parsed;
@@ -261,15 +274,14 @@ Status check_contiguous(std::vector<std::pair<const std::string*, const ParsedTe
   for (const auto& [name, tensor] : layout) {
     if (tensor->begin < covered) {
       return Status::corruption("tensor " + quote(*name) + " at data_offsets [" +
-                                std::to_string(tensor->begin) + ", " +
-                                std::to_string(tensor->end) + "] overlaps tensor " +
-                                quote(*previous) + " ending at " + std::to_string(covered));
+                                std::to_string(tensor->begin) + ", " + std::to_string(tensor->end) +
+                                "] overlaps tensor " + quote(*previous) + " ending at " +
+                                std::to_string(covered));
     }
     if (tensor->begin > covered) {
-      return Status::corruption("data bytes [" + std::to_string(covered) + ", " +
-                                std::to_string(tensor->begin) +
-                                ") belong to no tensor (a hole before tensor " + quote(*name) +
-                                ")");
+      return Status::corruption(
+          "data bytes [" + std::to_string(covered) + ", " + std::to_string(tensor->begin) +
+          ") belong to no tensor (a hole before tensor " + quote(*name) + ")");
     }
     covered = tensor->end;
     previous = name;
@@ -319,10 +331,9 @@ Result<Layout> plan_layout(const std::map<std::string, Tensor>& tensors,
                                       " has a negative dimension or overflows 64-bit sizes");
     }
     if (*bytes != tensor.data.size()) {
-      return Status::invalid_argument(where + ": " + dtype_name(tensor.dtype) + " " +
-                                      shape_string(tensor.shape) + " needs " +
-                                      std::to_string(*bytes) + " bytes, data holds " +
-                                      std::to_string(tensor.data.size()));
+      return Status::invalid_argument(
+          where + ": " + dtype_name(tensor.dtype) + " " + shape_string(tensor.shape) + " needs " +
+          std::to_string(*bytes) + " bytes, data holds " + std::to_string(tensor.data.size()));
     }
     layout.order.push_back(&named);
   }
@@ -330,11 +341,10 @@ Result<Layout> plan_layout(const std::map<std::string, Tensor>& tensors,
     SEMID_RETURN_IF_ERROR(check_utf8(key, "metadata key"));
     SEMID_RETURN_IF_ERROR(check_utf8(value, "metadata value of " + quote(key) + ":"));
   }
-  std::stable_sort(layout.order.begin(), layout.order.end(),
-                   [](const NamedTensor* a, const NamedTensor* b) {
-                     return python_layout_rank(a->second.dtype) >
-                            python_layout_rank(b->second.dtype);
-                   });  // stable: names stay sorted within a rank, as std::map gave them
+  std::stable_sort(
+      layout.order.begin(), layout.order.end(), [](const NamedTensor* a, const NamedTensor* b) {
+        return python_layout_rank(a->second.dtype) > python_layout_rank(b->second.dtype);
+      });  // stable: names stay sorted within a rank, as std::map gave them
 
   OrderedJson header = OrderedJson::object();
   if (!metadata.empty()) header[std::string(kMetadataKey)] = metadata;
@@ -371,33 +381,48 @@ Tensor tensor_from(DType dtype, std::vector<std::int64_t> shape, std::span<const
 std::size_t dtype_size(DType dtype) {
   switch (dtype) {
     case DType::kF64:
-    case DType::kI64: return 8;
+    case DType::kI64:
+      return 8;
     case DType::kF32:
-    case DType::kI32: return 4;
+    case DType::kI32:
+      return 4;
     case DType::kI16:
     case DType::kU16:
     case DType::kF16:
-    case DType::kBF16: return 2;
+    case DType::kBF16:
+      return 2;
     case DType::kU8:
     case DType::kI8:
-    case DType::kBool: return 1;
+    case DType::kBool:
+      return 1;
   }
   return 1;
 }
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::kF32: return "F32";
-    case DType::kF64: return "F64";
-    case DType::kI32: return "I32";
-    case DType::kI64: return "I64";
-    case DType::kU8: return "U8";
-    case DType::kI8: return "I8";
-    case DType::kI16: return "I16";
-    case DType::kU16: return "U16";
-    case DType::kF16: return "F16";
-    case DType::kBF16: return "BF16";
-    case DType::kBool: return "BOOL";
+    case DType::kF32:
+      return "F32";
+    case DType::kF64:
+      return "F64";
+    case DType::kI32:
+      return "I32";
+    case DType::kI64:
+      return "I64";
+    case DType::kU8:
+      return "U8";
+    case DType::kI8:
+      return "I8";
+    case DType::kI16:
+      return "I16";
+    case DType::kU16:
+      return "U16";
+    case DType::kF16:
+      return "F16";
+    case DType::kBF16:
+      return "BF16";
+    case DType::kBool:
+      return "BOOL";
   }
   return "?";
 }
@@ -406,8 +431,8 @@ Result<DType> parse_dtype(std::string_view name) {
   for (DType dtype : kAllDTypes) {
     if (name == dtype_name(dtype)) return dtype;
   }
-  return Status::invalid_argument("unknown dtype " + quote(name) + " (supported: " +
-                                  supported_dtype_names() + ")");
+  return Status::invalid_argument("unknown dtype " + quote(name) +
+                                  " (supported: " + supported_dtype_names() + ")");
 }
 
 std::int64_t TensorView::numel() const {
@@ -443,10 +468,9 @@ Result<Archive> Archive::parse(std::span<const std::uint8_t> bytes, const ParseL
                               " (ParseLimits::max_header_bytes)");
   }
   if (header_bytes > bytes.size() - kLengthPrefixBytes) {
-    return Status::corruption("header length " + std::to_string(header_bytes) +
-                              " runs past the end of the file (8 + " +
-                              std::to_string(header_bytes) + " > " +
-                              std::to_string(bytes.size()) + " bytes)");
+    return Status::corruption(
+        "header length " + std::to_string(header_bytes) + " runs past the end of the file (8 + " +
+        std::to_string(header_bytes) + " > " + std::to_string(bytes.size()) + " bytes)");
   }
   const auto header_text = std::string_view(
       reinterpret_cast<const char*>(bytes.data() + kLengthPrefixBytes), header_bytes);
@@ -502,9 +526,9 @@ Result<TensorView> Archive::tensor(const std::string& name, DType expected_dtype
                                    const std::vector<std::int64_t>& expected_shape) const {
   SEMID_ASSIGN_OR_RETURN(TensorView view, tensor(name));
   if (view.dtype != expected_dtype || view.shape != expected_shape) {
-    return Status::corruption("tensor " + quote(name) + ": expected " +
-                              dtype_name(expected_dtype) + " " + shape_string(expected_shape) +
-                              ", got " + dtype_name(view.dtype) + " " + shape_string(view.shape));
+    return Status::corruption("tensor " + quote(name) + ": expected " + dtype_name(expected_dtype) +
+                              " " + shape_string(expected_shape) + ", got " +
+                              dtype_name(view.dtype) + " " + shape_string(view.shape));
   }
   return view;
 }

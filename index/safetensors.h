@@ -99,8 +99,8 @@ class Archive {
   // that is not an array of non-negative integers or whose element count (or byte size) overflows
   // int64; data_offsets that are not two ascending non-negative integers, end past the buffer, or
   // (end - begin) != numel * dtype_size; a layout that is not contiguous from 0 to the end of the
-  // buffer; a "__metadata__" that is not an object of strings. Unknown fields inside a tensor entry are ignored, as in the
-  // Python package.
+  // buffer; a "__metadata__" that is not an object of strings. Unknown fields inside a tensor entry
+  // are ignored, as in the Python package.
   static Result<Archive> parse(std::span<const std::uint8_t> bytes, const ParseLimits& limits = {});
 
   // The "__metadata__" map; empty when the file has none.

@@ -14,13 +14,24 @@ namespace semid {
 
 class Status {
  public:
-  enum class Code { kOk = 0, kInvalidArgument, kNotFound, kCorruption, kIOError, kBusy,
-                    kAlreadyExists, kFailedPrecondition, kInternal };
+  enum class Code {
+    kOk = 0,
+    kInvalidArgument,
+    kNotFound,
+    kCorruption,
+    kIOError,
+    kBusy,
+    kAlreadyExists,
+    kFailedPrecondition,
+    kInternal
+  };
 
   Status() = default;  // OK
 
   static Status ok() { return {}; }
-  static Status invalid_argument(std::string msg) { return {Code::kInvalidArgument, std::move(msg)}; }
+  static Status invalid_argument(std::string msg) {
+    return {Code::kInvalidArgument, std::move(msg)};
+  }
   static Status not_found(std::string msg) { return {Code::kNotFound, std::move(msg)}; }
   static Status corruption(std::string msg) { return {Code::kCorruption, std::move(msg)}; }
   static Status io_error(std::string msg) { return {Code::kIOError, std::move(msg)}; }
@@ -56,7 +67,7 @@ class Status {
 template <typename T>
 class Result {
  public:
-  Result(T value) : state_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : state_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : state_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!std::get<Status>(state_).is_ok() && "Result built from an OK Status");
   }
@@ -68,9 +79,18 @@ class Result {
     static const Status kOk;
     return is_ok() ? kOk : std::get<Status>(state_);
   }
-  T& value() & { assert(is_ok()); return std::get<T>(state_); }
-  const T& value() const& { assert(is_ok()); return std::get<T>(state_); }
-  T&& value() && { assert(is_ok()); return std::get<T>(std::move(state_)); }
+  T& value() & {
+    assert(is_ok());
+    return std::get<T>(state_);
+  }
+  const T& value() const& {
+    assert(is_ok());
+    return std::get<T>(state_);
+  }
+  T&& value() && {
+    assert(is_ok());
+    return std::get<T>(std::move(state_));
+  }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
@@ -83,9 +103,9 @@ class Result {
 }  // namespace semid
 
 // Early return of a non-OK Status from an expression returning Status.
-#define SEMID_RETURN_IF_ERROR(expr)                  \
-  do {                                               \
-    ::semid::Status semid_status_ = (expr);          \
+#define SEMID_RETURN_IF_ERROR(expr)                   \
+  do {                                                \
+    ::semid::Status semid_status_ = (expr);           \
     if (!semid_status_.is_ok()) return semid_status_; \
   } while (0)
 

@@ -12,7 +12,8 @@ namespace semid::testing {
 
 // ../shared/datasets (override with SEMID_SHARED_DIR in the environment).
 inline std::filesystem::path datasets_dir() {
-  if (const char* env = std::getenv("SEMID_SHARED_DIR")) return std::filesystem::path(env) / "datasets";
+  if (const char* env = std::getenv("SEMID_SHARED_DIR"))
+    return std::filesystem::path(env) / "datasets";
   return std::filesystem::path(SEMID_SHARED_DIR) / "datasets";
 }
 
@@ -41,7 +42,7 @@ class TempDir {
 }  // namespace semid::testing
 
 // Skips the test when a shared dataset is missing (CI always has ../shared beside the clone).
-#define SEMID_REQUIRE_DATASET(path)                                                \
-  do {                                                                             \
+#define SEMID_REQUIRE_DATASET(path)                                                    \
+  do {                                                                                 \
     if (!std::filesystem::exists(path)) GTEST_SKIP() << "dataset missing: " << (path); \
   } while (0)

@@ -9,7 +9,8 @@
 int main(int argc, char** argv) {
   // Logs go to stderr so that stdout carries only results (JSON, tables).
   spdlog::set_default_logger(spdlog::stderr_color_mt("semid"));
-  CLI::App app{"semid: semantic IDs for embeddings (RQ-VAE), as a FAISS index, a store and a server"};
+  CLI::App app{
+      "semid: semantic IDs for embeddings (RQ-VAE), as a FAISS index, a store and a server"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "semid 0.1.0");
   semid::tools::register_data_commands(app);

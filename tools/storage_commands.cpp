@@ -56,8 +56,7 @@ std::vector<std::uint64_t> load_ids(const std::string& path, std::size_t rows) {
       } catch (const std::exception&) {
         used = 0;
       }
-      if (used == 0 || used != line.size())
-        throw std::runtime_error(path + ": not an id: " + line);
+      if (used == 0 || used != line.size()) throw std::runtime_error(path + ": not an id: " + line);
       ids.push_back(id);
     }
   } else {

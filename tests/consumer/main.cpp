@@ -7,7 +7,8 @@
 int main() {
   semid::FloatMatrix m(2, 3);
   for (std::size_t i = 0; i < m.data.size(); ++i) m.data[i] = static_cast<float>(i) * 0.5f;
-  const std::string path = (std::filesystem::temp_directory_path() / "semid_consumer.fvecs").string();
+  const std::string path =
+      (std::filesystem::temp_directory_path() / "semid_consumer.fvecs").string();
   if (auto s = semid::write_fvecs(path, m); !s) {
     std::fprintf(stderr, "%s\n", s.to_string().c_str());
     return 1;

@@ -87,7 +87,8 @@ TEST(Server, ExpectContinueIsAnswered) {
   Server server(test_options(), echo);
   ASSERT_TRUE(server.start().is_ok());
   TestClient client(server.port());
-  client.send_raw("POST /v1/x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+  client.send_raw(
+      "POST /v1/x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
   auto interim = client.read_response();
   EXPECT_EQ(interim.result(), HttpStatus::continue_);
   client.send_raw("{}");

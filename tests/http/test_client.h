@@ -5,7 +5,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-
 #include <string>
 
 namespace semid::testing {
@@ -37,7 +36,9 @@ class TestClient {
   }
 
   // Sends raw bytes (for malformed requests).
-  void send_raw(const std::string& bytes) { boost::asio::write(socket_, boost::asio::buffer(bytes)); }
+  void send_raw(const std::string& bytes) {
+    boost::asio::write(socket_, boost::asio::buffer(bytes));
+  }
 
   beast_http::response<beast_http::string_body> read_response() {
     beast_http::response_parser<beast_http::string_body> parser;

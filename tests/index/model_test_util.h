@@ -13,7 +13,8 @@ inline FloatMatrix clustered_data(std::size_t n, std::size_t d, int coarse, std:
                                   int fine = 8, float noise = 0.05f) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  FloatMatrix centers(static_cast<std::size_t>(coarse), d), offsets(static_cast<std::size_t>(fine), d);
+  FloatMatrix centers(static_cast<std::size_t>(coarse), d),
+      offsets(static_cast<std::size_t>(fine), d);
   for (auto& v : centers.data) v = normal(rng);
   for (auto& v : offsets.data) v = 0.3f * normal(rng);
   FloatMatrix x(n, d);

@@ -150,8 +150,8 @@ TEST(RqVae, CorruptedModelFileIsCaughtByTheContentHash) {
   EXPECT_EQ(r.status().code(), Status::Code::kCorruption);
   EXPECT_NE(r.status().message().find("content hash mismatch"), std::string::npos);
   // Truncation anywhere is an error, never a crash.
-  for (std::size_t cut : {std::size_t{0}, std::size_t{7}, std::size_t{100}, bytes->size() / 2,
-                          bytes->size() - 1}) {
+  for (std::size_t cut :
+       {std::size_t{0}, std::size_t{7}, std::size_t{100}, bytes->size() / 2, bytes->size() - 1}) {
     EXPECT_FALSE(RqVae::from_bytes(bytes->substr(0, cut)).is_ok()) << "cut at " << cut;
   }
   EXPECT_EQ(load_quantizer(dir.file("missing.safetensors")).status().code(),

@@ -88,8 +88,8 @@ void expect_same_tensors(const Archive& archive, const std::map<std::string, Ten
 
 TEST(SafetensorsDType, NamesAndSizesRoundTrip) {
   const std::vector<std::pair<DType, std::size_t>> expected = {
-      {DType::kF32, 4}, {DType::kF64, 8}, {DType::kI32, 4},  {DType::kI64, 8},
-      {DType::kU8, 1},  {DType::kI8, 1},  {DType::kI16, 2},  {DType::kU16, 2},
+      {DType::kF32, 4}, {DType::kF64, 8},  {DType::kI32, 4}, {DType::kI64, 8},
+      {DType::kU8, 1},  {DType::kI8, 1},   {DType::kI16, 2}, {DType::kU16, 2},
       {DType::kF16, 2}, {DType::kBF16, 2}, {DType::kBool, 1}};
   for (const auto& [dtype, size] : expected) {
     EXPECT_EQ(dtype_size(dtype), size) << dtype_name(dtype);
@@ -188,9 +188,9 @@ TEST(Safetensors, HeaderIsSpacePaddedToMultipleOf8AndDataIsAligned) {
 // Expected bytes from the Python package's own test suite (bindings/python/tests/test_simple.py,
 // test_serialization): save({"test": np.zeros((2, 2), dtype=np.int32)}).
 TEST(Safetensors, ByteExactWithPythonPackageForInt32Zeros) {
-  const std::string expected =
-      length_prefix(64) + R"({"test":{"dtype":"I32","shape":[2,2],"data_offsets":[0,16]}})" +
-      "    " + std::string(16, '\0');
+  const std::string expected = length_prefix(64) +
+                               R"({"test":{"dtype":"I32","shape":[2,2],"data_offsets":[0,16]}})" +
+                               "    " + std::string(16, '\0');
   std::map<std::string, Tensor> tensors;
   tensors["test"] = Tensor::from_int32s({2, 2}, std::vector<std::int32_t>(4, 0));
   EXPECT_EQ(*serialize(tensors, {}), expected);
@@ -198,8 +198,8 @@ TEST(Safetensors, ByteExactWithPythonPackageForInt32Zeros) {
 
 // From the Rust crate's tests (safetensors/src/tensor.rs, test_serialization and test_empty).
 TEST(Safetensors, ByteExactWithPythonPackageForFloatsAndMetadataOnly) {
-  std::string floats_expected = length_prefix(64) +
-                                R"({"attn.0":{"dtype":"F32","shape":[1,2,3],"data_offsets":[0,24]}})";
+  std::string floats_expected =
+      length_prefix(64) + R"({"attn.0":{"dtype":"F32","shape":[1,2,3],"data_offsets":[0,24]}})";
   for (float value : {0.0f, 1.0f, 2.0f, 3.0f, 4.0f, 5.0f}) {
     floats_expected.append(reinterpret_cast<const char*>(&value), sizeof(value));
   }
@@ -221,12 +221,11 @@ TEST(Safetensors, LayoutOrderMatchesPythonPackage) {
   tensors["d_f64"] = tensor_of<double>(DType::kF64, {1}, {1});
   tensors["e_f32"] = Tensor::from_floats({1}, std::vector<float>{2});
   const std::string bytes = *serialize(tensors, {});
-  const std::string expected_json =
-      R"({"c_i64":{"dtype":"I64","shape":[1],"data_offsets":[0,8]},)"
-      R"("d_f64":{"dtype":"F64","shape":[1],"data_offsets":[8,16]},)"
-      R"("b_f32":{"dtype":"F32","shape":[1],"data_offsets":[16,20]},)"
-      R"("e_f32":{"dtype":"F32","shape":[1],"data_offsets":[20,24]},)"
-      R"("a_u8":{"dtype":"U8","shape":[1],"data_offsets":[24,25]}})";
+  const std::string expected_json = R"({"c_i64":{"dtype":"I64","shape":[1],"data_offsets":[0,8]},)"
+                                    R"("d_f64":{"dtype":"F64","shape":[1],"data_offsets":[8,16]},)"
+                                    R"("b_f32":{"dtype":"F32","shape":[1],"data_offsets":[16,20]},)"
+                                    R"("e_f32":{"dtype":"F32","shape":[1],"data_offsets":[20,24]},)"
+                                    R"("a_u8":{"dtype":"U8","shape":[1],"data_offsets":[24,25]}})";
   EXPECT_EQ(bytes.substr(8, expected_json.size()), expected_json);
 }
 
@@ -403,9 +402,8 @@ TEST(SafetensorsMalformed, NegativeOrNonIntegerDimension) {
 }
 
 TEST(SafetensorsMalformed, NumelOverflow) {
-  expect_corruption(
-      file_with_header(one_tensor("\"F32\"", "[4294967296,4294967296]", "[0,4]"), 4),
-      {"tensor 't'", "[4294967296, 4294967296]", "overflows"});
+  expect_corruption(file_with_header(one_tensor("\"F32\"", "[4294967296,4294967296]", "[0,4]"), 4),
+                    {"tensor 't'", "[4294967296, 4294967296]", "overflows"});
   // Fits in int64 elements, not in int64 bytes.
   expect_corruption(file_with_header(one_tensor("\"F64\"", "[4611686018427387904]", "[0,4]"), 4),
                     {"tensor 't'", "overflows"});
@@ -491,7 +489,8 @@ TEST(SafetensorsMalformed, MoreTensorsThanLimit) {
 }
 
 TEST(SafetensorsMalformed, AbsurdNesting) {
-  std::string header = R"({"__metadata__":)" + std::string(1000, '[') + std::string(1000, ']') + "}";
+  std::string header =
+      R"({"__metadata__":)" + std::string(1000, '[') + std::string(1000, ']') + "}";
   expect_corruption(file_with_header(header), {"nests deeper"});
 }
 

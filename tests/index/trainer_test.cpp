@@ -131,7 +131,8 @@ TEST(Trainer, RejectsTooFewItemsAndNonFiniteData) {
 // The PyTorch peer's first level collapsed to 11 of 256 codes on this data set: k-means ran on
 // an untrained encoder's outputs. A short training run here must already use >= 90% per level.
 TEST(Trainer, FirstLevelDoesNotCollapseOnMovieLens) {
-  const auto path = testing::datasets_dir() / "movielens-use512" / "mllatestsmall_use512_base.fvecs";
+  const auto path =
+      testing::datasets_dir() / "movielens-use512" / "mllatestsmall_use512_base.fvecs";
   SEMID_REQUIRE_DATASET(path);
   auto x = read_float_vectors(path.string());
   ASSERT_TRUE(x.is_ok()) << x.status().to_string();
