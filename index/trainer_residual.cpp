@@ -61,6 +61,7 @@ class ResidualTrainer {
   std::vector<torch::Tensor> epoch_counts_;  // per level [K]: usage in this epoch's batches
   double sum_total_ = 0, sum_rec_ = 0, sum_commit_ = 0;
   std::int64_t batches_ = 0;
+  double start_seconds_ = 0;  // when epoch 0 (the start) was measured
 };
 
 void ResidualTrainer::set_scale(const torch::Tensor& train_x) {
@@ -150,12 +151,22 @@ TrainProgress ResidualTrainer::progress_of(int epoch, const torch::Tensor& train
   p.commitment_loss = sum_commit_ / batches;
   p.validation_loss = val_loss;
   p.learning_rate = scheduled_learning_rate(options_, step_, 0);
-  for (const auto& counts : epoch_counts_) {
-    p.used_fraction.push_back((counts > 0).sum().item<double>() / config_.codebook_size);
-  }
   epoch_health(net_, config_, train_x, val_x, p);
+  for (int l = 0; l < config_.levels; ++l) {
+    // Epoch 0 ran no batch: its usage is the health sample's.
+    p.used_fraction.push_back(batches_ > 0 ? (epoch_counts_[l] > 0).sum().item<double>() /
+                                                 config_.codebook_size
+                                           : p.codes.levels[l].used_fraction);
+  }
   p.elapsed_seconds = budget_.elapsed();
-  p.eta_seconds = epoch > 0 ? p.elapsed_seconds / epoch * (epochs_ - epoch) : 0;
+  // Epochs left at the pace since the start, and never past the time budget.
+  if (epoch == 0) start_seconds_ = p.elapsed_seconds;
+  const double per_epoch = epoch > 0 ? (p.elapsed_seconds - start_seconds_) / epoch : 0;
+  p.eta_seconds = per_epoch * (epochs_ - epoch);
+  if (options_.time_budget_seconds > 0) {
+    p.eta_seconds =
+        std::min(p.eta_seconds, std::max(0.0, options_.time_budget_seconds - p.elapsed_seconds));
+  }
   return p;
 }
 
