@@ -125,10 +125,8 @@ Result<std::unique_ptr<RqKMeans>> RqKMeans::train(const RqKMeansConfig& config,
     return Status::invalid_argument("too few training items: " + std::to_string(n) +
                                     " < codebook_size " + std::to_string(config.codebook_size));
   }
-  if (options.max_points_per_code < 0 || options.refine_rounds < 0 ||
-      options.progressive_dim_max_rows_per_code < 0) {
-    return Status::invalid_argument(
-        "max_points_per_code, refine_rounds and progressive_dim_max_rows_per_code must be >= 0");
+  if (options.max_points_per_code < 0 || options.refine_rounds < 0) {
+    return Status::invalid_argument("max_points_per_code and refine_rounds must be >= 0");
   }
   const auto d = static_cast<std::size_t>(config.dim);
   std::vector<float> normalized;
@@ -138,9 +136,7 @@ Result<std::unique_ptr<RqKMeans>> RqKMeans::train(const RqKMeansConfig& config,
   }
   auto rq = make_rq(config);
   rq->cp.niter = options.iterations;
-  const bool progressive =
-      n <= static_cast<std::size_t>(options.progressive_dim_max_rows_per_code) *
-               static_cast<std::size_t>(config.codebook_size);
+  const bool progressive = n * d <= options.progressive_dim_max_floats;
   rq->train_type = progressive ? faiss::ResidualQuantizer::Train_progressive_dim
                                : faiss::ResidualQuantizer::Train_default;
   rq->cp.seed = static_cast<int>(options.seed % 1000003);

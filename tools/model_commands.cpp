@@ -232,9 +232,8 @@ void register_model_commands(CLI::App& app) {
                    "RQ-KMeans: train on a sample of K times this many rows (0 = all)")
       ->capture_default_str();
   train
-      ->add_option(
-          "--kmeans-progressive-rows", args->kmeans.progressive_dim_max_rows_per_code,
-          "RQ-KMeans: FAISS's progressive-dim k-means when rows <= K times this (0 = never)")
+      ->add_option("--kmeans-progressive-floats", args->kmeans.progressive_dim_max_floats,
+                   "RQ-KMeans: FAISS's progressive-dim k-means when rows x dim <= this (0 = never)")
       ->capture_default_str();
   train
       ->add_option("--kmeans-refine-rounds", args->kmeans.refine_rounds,
