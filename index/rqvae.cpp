@@ -226,7 +226,7 @@ torch::Tensor RqVaeNetImpl::decode(const torch::Tensor& s) {
 torch::Tensor RqVaeNetImpl::beam_codes(const torch::Tensor& z) {
   const std::int64_t n = z.size(0);
   const std::int64_t d = z.size(1);
-  // Per row: the B best partial SIDs, their residuals and their squared errors.
+  // Per row: the B best partial SIDs and their residuals.
   torch::Tensor residual_b = z.unsqueeze(1);                     // [n, b, d]
   torch::Tensor codes = torch::zeros({n, 1, 0}, torch::kInt64);  // [n, b, l]
   for (int l = 0; l < levels; ++l) {
@@ -237,7 +237,8 @@ torch::Tensor RqVaeNetImpl::beam_codes(const torch::Tensor& z) {
     torch::Tensor error = residual_b.pow(2).sum(2, true) -
                           2.0 * torch::matmul(residual_b, book.t()) + book.pow(2).sum(1);
     const std::int64_t keep = std::min<std::int64_t>(l + 1 < levels ? beam : 1, b * K);
-    auto [best, flat] = error.reshape({n, b * K}).topk(keep, 1, /*largest=*/false, /*sorted=*/true);
+    auto [unused_best, flat] =
+        error.reshape({n, b * K}).topk(keep, 1, /*largest=*/false, /*sorted=*/true);
     torch::Tensor parent = torch::div(flat, K, "floor");
     torch::Tensor code = flat.remainder(K);
     residual_b = residual_b.gather(1, parent.unsqueeze(2).expand({n, keep, d})) -
@@ -266,7 +267,8 @@ torch::Tensor RqVaeNetImpl::nearest(int level, const torch::Tensor& residual) {
 }
 
 Quantized RqVaeNetImpl::quantize(const torch::Tensor& z, bool with_losses) {
-  if (beam > 1 && !with_losses) {
+  // Beam search ranks partial SIDs by squared error: an L2 rule; the cosine rule stays greedy.
+  if (beam > 1 && !with_losses && distance == CodebookDistance::kL2) {
     Quantized out;
     out.codes = beam_codes(z);
     out.quantized = sum_codewords(out.codes);
@@ -476,12 +478,7 @@ Status RqVae::decode(std::size_t n, const std::int32_t* codes, float* out) const
                            {static_cast<std::int64_t>(rows), static_cast<std::int64_t>(L)},
                            torch::kInt32)
               .to(torch::kInt64);
-      torch::Tensor z = torch::zeros({static_cast<std::int64_t>(rows), config().latent_dim});
-      for (std::size_t l = 0; l < L; ++l) {
-        z += impl_->network()
-                 .codebook(static_cast<int>(l))
-                 .index_select(0, c.select(1, static_cast<std::int64_t>(l)));
-      }
+      torch::Tensor z = impl_->network().sum_codewords(c);
       torch::Tensor y = impl_->network().decode(z).contiguous();
       std::memcpy(out + begin * d, y.data_ptr<float>(), rows * d * sizeof(float));
     }

@@ -556,8 +556,6 @@ Result<TrainResult> train_rqvae(const RqVaeConfig& config, const TrainOptions& o
                                      rows.begin() + static_cast<std::ptrdiff_t>(n_val));
   std::vector<std::int64_t> train_rows(rows.begin() + static_cast<std::ptrdiff_t>(n_val),
                                        rows.end());
-  torch::Tensor train_x = all.index_select(0, index_tensor(train_rows));
-  torch::Tensor val_x = all.index_select(0, index_tensor(val_rows));
 
   SEMID_ASSIGN_OR_RETURN(auto model, RqVae::create(config, options.seed));
   TrainResult result;
@@ -568,10 +566,14 @@ Result<TrainResult> train_rqvae(const RqVaeConfig& config, const TrainOptions& o
       // it trains on every item; a fixed sample of them (the head of the shuffled rows) measures
       // progress and picks the best epoch.
       torch::Tensor shuffled = all.index_select(0, index_tensor(rows));
-      torch::Tensor monitor = shuffled.slice(0, 0, std::min<std::int64_t>(8192, shuffled.size(0)));
+      torch::Tensor monitor =
+          shuffled.slice(0, 0, std::min(train_impl::kHealthSample, shuffled.size(0)));
       return train_impl::train_residual(resolved, options, model->impl().network(), all, shuffled,
                                         monitor, progress, budget, rng, result.report);
     }
+    // The MLP schedule holds out a validation split for early stopping.
+    torch::Tensor train_x = all.index_select(0, index_tensor(train_rows));
+    torch::Tensor val_x = all.index_select(0, index_tensor(val_rows));
     Trainer trainer(resolved, options, model->impl().network(), rng, budget);
     return trainer.run(train_x, val_x, progress, result.report);
   }));
@@ -623,7 +625,6 @@ double scheduled_learning_rate(const TrainOptions& o, std::int64_t step, double 
 
 void epoch_health(RqVaeNetImpl& net, const RqVaeConfig& config, const torch::Tensor& train_x,
                   const torch::Tensor& val_x, TrainProgress& p) {
-  constexpr std::int64_t kHealthSample = 8192;
   torch::NoGradGuard no_grad;
   // train_x rows are already in random order: its head is a fixed random sample.
   torch::Tensor sample = train_x.slice(0, 0, std::min(kHealthSample, train_x.size(0)));

@@ -83,6 +83,10 @@ class BestWeights {
   std::vector<torch::Tensor> weights_;
 };
 
+// Items whose code usage, collisions and reconstruction are reported after each epoch (and whose
+// loss picks the residual schedule's best epoch).
+inline constexpr std::int64_t kHealthSample = 8192;
+
 // Row indices [0, n) shuffled with the seed.
 std::vector<std::int64_t> shuffled_rows(std::size_t n, std::mt19937_64& rng);
 torch::Tensor index_tensor(const std::vector<std::int64_t>& rows);

@@ -12,11 +12,7 @@
 //     the current codebooks. Optionally the encoder correction too (straight-through).
 //  4. Keep the best: the validation loss is measured at epoch 0 and after every epoch, and the
 //     best weights are kept, so the result is never worse than the start on held-out items.
-#include <faiss/utils/distances.h>
-
 #include <algorithm>
-#include <cmath>
-#include <limits>
 
 #include "index/rq_kmeans.h"
 #include "index/trainer_impl.h"
@@ -27,6 +23,7 @@ namespace {
 struct Losses {
   torch::Tensor total, reconstruction, similarity, commitment;
   torch::Tensor codes;
+  torch::Tensor output;  // the reconstructions in the scaled space
 };
 
 class ResidualTrainer {
@@ -47,9 +44,10 @@ class ResidualTrainer {
   void set_scale(const torch::Tensor& train_x);
   Status init_codebooks(const torch::Tensor& all);
   Losses forward(const torch::Tensor& x, bool grad);
-  double validation_loss(const torch::Tensor& val_x);
-  TrainProgress progress_of(int epoch, const torch::Tensor& train_x, const torch::Tensor& val_x,
-                            double val_loss);
+  // One pass over the monitored rows: their loss (recorded as the validation loss), code health
+  // and reconstruction quality, into p.
+  void measure(const torch::Tensor& rows, TrainProgress& p);
+  TrainProgress progress_of(int epoch, const torch::Tensor& val_x);
 
   const RqVaeConfig& config_;
   const TrainOptions& options_;
@@ -114,6 +112,7 @@ Losses ResidualTrainer::forward(const torch::Tensor& x, bool grad) {
   torch::Tensor y = net_.decode_scaled(decoder_input);
   torch::Tensor target =
       config_.metric == Metric::kCosine ? x : (x - net_.input_shift) / net_.input_scale;
+  s.output = y;
   s.reconstruction = (y - target).pow(2).sum(1).mean();
   s.similarity = torch::zeros({});
   if (options_.similarity_weight > 0 && x.size(0) > 1) {
@@ -125,22 +124,33 @@ Losses ResidualTrainer::forward(const torch::Tensor& x, bool grad) {
   return s;
 }
 
-double ResidualTrainer::validation_loss(const torch::Tensor& val_x) {
-  if (val_x.size(0) == 0) return 0.0;
+void ResidualTrainer::measure(const torch::Tensor& rows, TrainProgress& p) {
   torch::NoGradGuard no_grad;
   double total = 0;
-  const std::int64_t n = val_x.size(0);
+  const std::int64_t n = rows.size(0);
+  std::vector<torch::Tensor> codes, outputs;
   for (std::int64_t begin = 0; begin < n; begin += options_.batch_size) {
-    torch::Tensor xb = val_x.slice(0, begin, std::min(n, begin + options_.batch_size));
+    torch::Tensor xb = rows.slice(0, begin, std::min(n, begin + options_.batch_size));
     Losses s = forward(xb, /*grad=*/false);
     total += (s.reconstruction + options_.similarity_weight * s.similarity).item<double>() *
              static_cast<double>(xb.size(0));
+    codes.push_back(s.codes);
+    outputs.push_back(s.output);
   }
-  return total / static_cast<double>(n);
+  p.validation_loss = total / static_cast<double>(n);
+  torch::Tensor all_codes = torch::cat(codes).to(torch::kInt32).contiguous();
+  p.codes = code_health(static_cast<std::size_t>(n), config_.levels, config_.codebook_size,
+                        all_codes.data_ptr<std::int32_t>());
+  torch::Tensor decoded = torch::cat(outputs);
+  if (config_.metric != Metric::kCosine) decoded = decoded * net_.input_scale + net_.input_shift;
+  decoded = decoded.contiguous();
+  torch::Tensor reference = rows.contiguous();
+  p.validation_reconstruction =
+      reconstruction_quality(static_cast<std::size_t>(n), static_cast<std::size_t>(rows.size(1)),
+                             reference.data_ptr<float>(), decoded.data_ptr<float>());
 }
 
-TrainProgress ResidualTrainer::progress_of(int epoch, const torch::Tensor& train_x,
-                                           const torch::Tensor& val_x, double val_loss) {
+TrainProgress ResidualTrainer::progress_of(int epoch, const torch::Tensor& val_x) {
   TrainProgress p;
   p.epoch = epoch;
   p.epochs = epochs_;
@@ -149,9 +159,8 @@ TrainProgress ResidualTrainer::progress_of(int epoch, const torch::Tensor& train
   p.train_loss = sum_total_ / batches;
   p.reconstruction_loss = sum_rec_ / batches;
   p.commitment_loss = sum_commit_ / batches;
-  p.validation_loss = val_loss;
   p.learning_rate = scheduled_learning_rate(options_, step_, 0);
-  epoch_health(net_, config_, train_x, val_x, p);
+  measure(val_x, p);
   for (int l = 0; l < config_.levels; ++l) {
     // Epoch 0 ran no batch: its usage is the health sample's.
     p.used_fraction.push_back(batches_ > 0 ? (epoch_counts_[l] > 0).sum().item<double>() /
@@ -201,16 +210,18 @@ Status ResidualTrainer::run(const torch::Tensor& all, const torch::Tensor& train
 
   epoch_counts_.assign(config_.levels, torch::zeros({config_.codebook_size}, torch::kInt64));
   BestWeights best(options_.patience);
-  const double start_val = validation_loss(val_x);
-  best.offer(start_val, /*always=*/true, net_);
   report.stop_reason = "epochs";
   {
-    TrainProgress p = progress_of(0, train_x, val_x, start_val);
+    TrainProgress p = progress_of(0, val_x);
+    best.offer(p.validation_loss, /*always=*/true, net_);
     report.history.push_back(p);
     if (progress && !progress(p)) report.stop_reason = "callback";
   }
-  bool stop = report.stop_reason != "epochs" || budget_.spent() || epochs_ == 0;
-  if (budget_.spent()) report.stop_reason = "time_budget";
+  bool stop = report.stop_reason == "callback";
+  if (!stop && budget_.spent()) {
+    report.stop_reason = "time_budget";
+    stop = true;
+  }
   for (int epoch = 1; epoch <= epochs_ && !stop; ++epoch) {
     epoch_counts_.assign(config_.levels, torch::zeros({config_.codebook_size}, torch::kInt64));
     sum_total_ = sum_rec_ = sum_commit_ = 0;
@@ -249,11 +260,10 @@ Status ResidualTrainer::run(const torch::Tensor& all, const torch::Tensor& train
       }
     }
     net_.eval();
-    const double val = validation_loss(val_x);
-    TrainProgress p = progress_of(epoch, train_x, val_x, val);
+    TrainProgress p = progress_of(epoch, val_x);
     report.history.push_back(p);
     report.epochs_run = epoch;
-    if (best.offer(val, /*always=*/val_x.size(0) == 0, net_)) {
+    if (best.offer(p.validation_loss, /*always=*/false, net_)) {
       report.stop_reason = "early_stopping";
       stop = true;
     }
