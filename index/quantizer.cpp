@@ -28,27 +28,33 @@ Status check_finite(std::size_t n, std::size_t d, const float* x) {
   return Status::ok();
 }
 
+namespace {
+
+Result<std::unique_ptr<Quantizer>> from_parsed(const model_file::Parsed& parsed) {
+  if (parsed.kind == "rqvae") {
+    SEMID_ASSIGN_OR_RETURN(auto model, RqVae::from_parsed(parsed));
+    return std::unique_ptr<Quantizer>(std::move(model));
+  }
+  if (parsed.kind == "rqkmeans") {
+    SEMID_ASSIGN_OR_RETURN(auto model, RqKMeans::from_parsed(parsed));
+    return std::unique_ptr<Quantizer>(std::move(model));
+  }
+  return Status::invalid_argument("unknown model kind '" + parsed.kind +
+                                  "' (rqvae or rqkmeans)");
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Quantizer>> load_quantizer(const std::string& path) {
   SEMID_ASSIGN_OR_RETURN(auto parsed, model_file::read(path));
-  Result<std::unique_ptr<Quantizer>> model = Status::internal("unreachable");
-  if (parsed.kind == "rqvae") {
-    auto m = RqVae::from_parsed(parsed);
-    if (m)
-      model = std::unique_ptr<Quantizer>(std::move(m).value());
-    else
-      model = m.status();
-  } else if (parsed.kind == "rqkmeans") {
-    auto m = RqKMeans::from_parsed(parsed);
-    if (m)
-      model = std::unique_ptr<Quantizer>(std::move(m).value());
-    else
-      model = m.status();
-  } else {
-    return Status::invalid_argument("model file '" + path + "' holds an unknown model kind '" +
-                                    parsed.kind + "'");
-  }
+  auto model = from_parsed(parsed);
   if (!model) return model.status().with_context("model file '" + path + "'");
   return model;
+}
+
+Result<std::unique_ptr<Quantizer>> quantizer_from_bytes(std::string bytes) {
+  SEMID_ASSIGN_OR_RETURN(auto parsed, model_file::parse(std::move(bytes)));
+  return from_parsed(parsed);
 }
 
 }  // namespace semid

@@ -15,6 +15,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "index/metric.h"
 #include "index/status.h"
@@ -45,8 +46,23 @@ class Quantizer {
   // encode then decode: the vector each input's semantic ID stands for.
   Status reconstruct(std::size_t n, const float* x, float* out) const;
 
+  // The space the codebooks live in (the "latent"): the RQ-VAE's encoder output, or for RQ-KMeans
+  // the input itself (L2-normalised for a cosine model). Codes are chosen there, level by level,
+  // as the codeword nearest to what the levels above left over (the residual).
+  virtual int latent_dim() const = 0;
+  // x: n * dim() floats -> latent: n * latent_dim(). InvalidArgument for NaN/Inf (naming the row).
+  virtual Status encode_latent(std::size_t n, const float* x, float* latent) const = 0;
+  // Level l's codewords in the latent space: codebook_size() * latent_dim() floats (a copy).
+  // l in [0, levels()).
+  virtual std::vector<float> codebook(int level) const = 0;
+  // How a level's codeword is chosen for a residual: false = nearest by L2 (every model semid
+  // trains by default), true = largest cosine (an RQ-VAE with codebook_distance "cosine").
+  virtual bool cosine_codewords() const { return false; }
+
   // Writes the model file atomically (safetensors; see model_file.h).
   virtual Status save(const std::string& path) const = 0;
+  // The model file's bytes (what save() writes; quantizer_from_bytes reads them back).
+  virtual Result<std::string> to_bytes() const = 0;
 
   // Hex SHA-256 over the config and every tensor: the model's identity (stores record it).
   virtual const std::string& content_hash() const = 0;
@@ -58,6 +74,9 @@ class Quantizer {
 // Opens a model file of either kind (dispatching on its metadata). Errors: NotFound, Corruption
 // (bad file, hash mismatch), InvalidArgument (unknown kind or version).
 Result<std::unique_ptr<Quantizer>> load_quantizer(const std::string& path);
+// The same from a model file's bytes (to_bytes(); e.g. a model stored inside a collection or an
+// index file): the one place a model file becomes a model of the right kind.
+Result<std::unique_ptr<Quantizer>> quantizer_from_bytes(std::string bytes);
 
 // Checks that every value of x (n * d floats) is finite; InvalidArgument naming the first bad
 // row and column otherwise.

@@ -232,6 +232,14 @@ Status RqKMeans::encode(std::size_t n, const float* x, std::int32_t* codes) cons
   return Status::ok();
 }
 
+Status RqKMeans::encode_latent(std::size_t n, const float* x, float* latent) const {
+  const auto d = static_cast<std::size_t>(config_.dim);
+  SEMID_RETURN_IF_ERROR(check_finite(n, d, x));
+  std::copy(x, x + n * d, latent);
+  if (config_.metric == Metric::kCosine) faiss::fvec_renorm_L2(d, n, latent);
+  return Status::ok();
+}
+
 void RqKMeans::encode_normalized(std::size_t n, const float* x, std::int32_t* codes) const {
   std::vector<std::uint8_t> packed(n * rq_->code_size);
   rq_->compute_codes(x, packed.data(), n);

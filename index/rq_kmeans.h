@@ -91,10 +91,12 @@ class RqKMeans final : public Quantizer {
   Status encode(std::size_t n, const float* x, std::int32_t* codes) const override;
   Status decode(std::size_t n, const std::int32_t* codes, float* out) const override;
   Status save(const std::string& path) const override;
-  // The model file's bytes (what save() writes).
-  Result<std::string> to_bytes() const;
+  Result<std::string> to_bytes() const override;
+  // The latent is the input (L2-normalised for cosine): latent_dim() == dim().
+  int latent_dim() const override { return config_.dim; }
+  Status encode_latent(std::size_t n, const float* x, float* latent) const override;
   // Codebook of level l: codebook_size * dim floats (copy), in the input space.
-  std::vector<float> codebook(int level) const;
+  std::vector<float> codebook(int level) const override;
   const std::string& content_hash() const override { return hash_; }
   nlohmann::json config_json() const override { return config_.to_json(); }
 

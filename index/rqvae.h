@@ -112,15 +112,18 @@ class RqVae final : public Quantizer {
   Status decode(std::size_t n, const std::int32_t* codes, float* out) const override;
 
   // The encoder's output before quantisation: n * config().latent() floats.
-  Status encode_latent(std::size_t n, const float* x, float* latent) const;
+  int latent_dim() const override { return config().latent(); }
+  Status encode_latent(std::size_t n, const float* x, float* latent) const override;
   // Decoder applied to arbitrary latents (n * latent()) -> n * dim.
   Status decode_latent(std::size_t n, const float* latent, float* out) const;
   // Codebook of level l: codebook_size * latent() floats (copy).
-  std::vector<float> codebook(int level) const;
+  std::vector<float> codebook(int level) const override;
+  bool cosine_codewords() const override {
+    return config().codebook_distance == CodebookDistance::kCosine;
+  }
 
   Status save(const std::string& path) const override;
-  // The model file's bytes (what save() writes).
-  Result<std::string> to_bytes() const;
+  Result<std::string> to_bytes() const override;
   const std::string& content_hash() const override;
   nlohmann::json config_json() const override { return config().to_json(); }
 

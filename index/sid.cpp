@@ -101,4 +101,13 @@ void SidKeyCodec::unpack(const std::uint8_t* bytes, std::int32_t* codes) const {
   }
 }
 
+std::string sid_text(std::span<const std::int32_t> codes) {
+  std::string out = "(";
+  for (std::size_t l = 0; l < codes.size(); ++l) {
+    if (l) out += ", ";
+    out += std::to_string(codes[l]);
+  }
+  return out + ")";
+}
+
 }  // namespace semid

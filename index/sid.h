@@ -82,4 +82,7 @@ class SidKeyCodec {
   std::size_t bytes_per_level_;
 };
 
+// "(3, 14, 7)": a SID (or any list of codes) for messages.
+std::string sid_text(std::span<const std::int32_t> codes);
+
 }  // namespace semid

@@ -201,20 +201,15 @@ void IndexRQVAE::set_model(std::shared_ptr<const Quantizer> model) {
       ", %dx%d, metric %d)",
       model->dim(), model->levels(), model->codebook_size(), metric_name(model->metric()), d,
       levels(), codebook_size(), static_cast<int>(metric_type));
-  const auto* vae = dynamic_cast<const RqVae*>(model.get());
-  const auto* kmeans = dynamic_cast<const RqKMeans*>(model.get());
-  FAISS_THROW_IF_NOT_FMT(vae || kmeans, "IndexRQVAE: unsupported model kind '%s'",
-                         model->kind().c_str());
   // The scan works in the space the codebooks live in: the RQ-VAE's latent space, or for RQ-KMeans
   // the (normalised) input space itself.
-  latent_dim_ = vae ? vae->config().latent_dim : model->dim();
+  latent_dim_ = model->latent_dim();
   codebooks_.clear();
   for (int l = 0; l < levels(); ++l) {
-    std::vector<float> book = vae ? vae->codebook(l) : kmeans->codebook(l);
+    std::vector<float> book = model->codebook(l);
     codebooks_.insert(codebooks_.end(), book.begin(), book.end());
   }
-  rqvae_ = vae;
-  if (vae) config_ = vae->config();
+  config_ = config_of(*model);
   model_ = std::move(model);
   is_trained = true;
 }
@@ -225,7 +220,7 @@ void IndexRQVAE::train(idx_t n, const float* x) {
                          "IndexRQVAE::train: the index holds %" PRId64
                          " items whose codes would go stale; reset() first",
                          ntotal);
-  FAISS_THROW_IF_NOT_FMT(!model_ || rqvae_,
+  FAISS_THROW_IF_NOT_FMT(!model_ || model_->kind() == "rqvae",
                          "IndexRQVAE::train: the index holds a '%s' model; train it with its own "
                          "trainer and build the index from it",
                          model_->kind().c_str());
@@ -621,9 +616,8 @@ std::vector<float> RqvaeSearch::exact_queries(idx_t n, const float* x) const {
 
 std::vector<float> RqvaeSearch::query_latents(idx_t n, const float* x) const {
   const auto count = static_cast<std::size_t>(n);
-  if (!index.rqvae_) return exact_queries(n, x);  // RQ-KMeans: the latent is the input
   std::vector<float> latents(count * latent_dim);
-  check(index.rqvae_->encode_latent(count, x, latents.data()), "encoding queries");
+  check(index.model_->encode_latent(count, x, latents.data()), "encoding queries");
   return latents;
 }
 

@@ -179,7 +179,6 @@ struct IndexRQVAE : faiss::IndexFlatCodes {
   }
 
   std::shared_ptr<const Quantizer> model_;
-  const RqVae* rqvae_ = nullptr;  // model_ when it is an RQ-VAE (latents come from its encoder)
   RqVaeConfig config_;
   SidKeyCodec codec_;
   int latent_dim_ = 0;

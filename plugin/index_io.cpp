@@ -247,12 +247,7 @@ Bytes rqvae_payload(const IndexRQVAE& index) {
   FAISS_THROW_IF_NOT_MSG(index.model(),
                          "semid::write_index: an untrained IndexRQVAE has no model to write");
   const Quantizer& model = *index.model();
-  Result<std::string> model_bytes = Status::internal("unreachable");
-  if (const auto* vae = dynamic_cast<const RqVae*>(&model)) {
-    model_bytes = vae->to_bytes();
-  } else {
-    model_bytes = dynamic_cast<const RqKMeans&>(model).to_bytes();
-  }
+  Result<std::string> model_bytes = model.to_bytes();
   FAISS_THROW_IF_NOT_FMT(model_bytes.is_ok(), "semid::write_index: cannot serialise the model: %s",
                          model_bytes.status().to_string().c_str());
   PayloadWriter out;
@@ -321,21 +316,10 @@ std::unique_ptr<faiss::Index> read_rqvae(PayloadReader& in) {
   in.expect(has_ids <= 1, "has_ids is neither 0 nor 1");
   in.expect(ntotal >= 0, "negative ntotal");
   const std::span<const std::uint8_t> model_bytes = in.blob("model");
-  auto parsed = model_file::parse(std::string(model_bytes.begin(), model_bytes.end()));
+  auto parsed = quantizer_from_bytes(std::string(model_bytes.begin(), model_bytes.end()));
   FAISS_THROW_IF_NOT_FMT(parsed.is_ok(), "semid::read_index: SdRV record holds a bad model: %s",
                          parsed.status().to_string().c_str());
-  std::shared_ptr<const Quantizer> model;
-  if (parsed->kind == "rqvae") {
-    auto vae = RqVae::from_parsed(*parsed);
-    FAISS_THROW_IF_NOT_FMT(vae.is_ok(), "semid::read_index: SdRV record holds a bad model: %s",
-                           vae.status().to_string().c_str());
-    model = std::move(vae).value();
-  } else {
-    auto kmeans = RqKMeans::from_parsed(*parsed);
-    FAISS_THROW_IF_NOT_FMT(kmeans.is_ok(), "semid::read_index: SdRV record holds a bad model: %s",
-                           kmeans.status().to_string().c_str());
-    model = std::move(kmeans).value();
-  }
+  std::shared_ptr<const Quantizer> model = std::move(parsed).value();
   in.expect(model->dim() == d && model->levels() == levels &&
                 model->codebook_size() == codebook_size &&
                 (model->metric() == Metric::kCosine) == (metric == faiss::METRIC_INNER_PRODUCT),
