@@ -431,6 +431,8 @@ json Api::Impl::describe(const std::string& name, const Collection& collection) 
 
 json Api::Impl::item_json(const storage::Item& item, bool with_vector, bool with_payload) const {
   json out = {{"id", item.id}, {"sid", item.sid}, {"collision_suffix", item.collision_suffix}};
+  // The relocate policy moved the item: the model's own SID of its vector.
+  if (!item.natural_sid.empty() && item.natural_sid != item.sid) out["model_sid"] = item.natural_sid;
   if (with_payload) out["payload"] = payload_json(item.payload, options.max_json_depth);
   if (with_vector) out["vector"] = json_floats(item.vector.data(), item.vector.size());
   return out;
@@ -536,7 +538,14 @@ json Api::Impl::create_collection(Call& call) {
   Fields fields(call.body, "");
   const json* model_path = fields.find("model");
   const json* train = fields.find("train");
+  const json* policy_field = fields.find("collision_policy");
   fields.reject_unknown();
+  storage::CollisionPolicy policy = storage::CollisionPolicy::kSuffix;
+  if (policy_field != nullptr) {
+    auto parsed = storage::parse_collision_policy(read_string(*policy_field, "collision_policy"));
+    if (!parsed) throw_invalid_value("collision_policy: " + parsed.status().message());
+    policy = *parsed;
+  }
   if ((model_path == nullptr) == (train == nullptr)) {
     throw_invalid_field(
         "give exactly one of 'model' (a model file) and 'train' (training options)");
@@ -555,7 +564,7 @@ json Api::Impl::create_collection(Call& call) {
   } else {
     model = train_model(*train, training);
   }
-  auto collection = value_or_throw(manager.create(name, model));
+  auto collection = value_or_throw(manager.create(name, model, policy));
   spdlog::info("created collection '{}' ({} model {}, dim {}, {} levels x {} codes)", name,
                model->kind(), model->content_hash().substr(0, 12), model->dim(), model->levels(),
                model->codebook_size());

@@ -20,10 +20,9 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "index/model_file.h"
-#include "index/rq_kmeans.h"
-#include "index/rqvae.h"
 #include "storage/dir_util.h"
+#include "storage/impl/placement.h"
+#include "storage/impl/state.h"
 #include "storage/record.h"
 
 namespace semid::storage {
@@ -31,6 +30,13 @@ namespace {
 
 namespace fs = std::filesystem;
 using idx_t = faiss::Index::idx_t;
+using impl::Entry;
+using impl::Location;
+using impl::Placement;
+using impl::State;
+
+// The largest collision suffix (2 bytes).
+constexpr std::uint32_t kMaxSuffix = 65535;
 
 // Column families, in the order their handles are kept ("default" is RocksDB's own, unused).
 enum Family : std::size_t { kDefault = 0, kItems = 1, kSids = 2, kMeta = 3 };
@@ -41,8 +47,6 @@ constexpr const char* kMetaCollection = "collection";
 constexpr const char* kMetaModel = "model";
 constexpr const char* kMetaCounters = "counters";
 
-// The largest collision suffix (2 bytes).
-constexpr std::uint32_t kMaxSuffix = 65535;
 // Items listed per trie page when the trie is checked against RocksDB.
 constexpr std::size_t kCheckPage = 65536;
 
@@ -87,16 +91,6 @@ std::optional<std::string> unhex(std::string_view text) {
   return out;
 }
 
-// "(3, 14, 7)": a SID (or any code list) for messages.
-std::string sid_text(std::span<const std::int32_t> codes) {
-  std::string out = "(";
-  for (std::size_t l = 0; l < codes.size(); ++l) {
-    if (l) out += ", ";
-    out += std::to_string(codes[l]);
-  }
-  return out + ")";
-}
-
 // The smallest byte string greater than every string starting with `prefix`; empty when there is
 // none (the prefix is empty or all 0xff): then a scan needs no upper bound.
 std::string prefix_successor(std::string prefix) {
@@ -111,35 +105,17 @@ std::string prefix_successor(std::string prefix) {
   return prefix;
 }
 
-std::string suffix_bytes(std::uint16_t suffix) {
-  return {static_cast<char>(suffix >> 8), static_cast<char>(suffix & 0xff)};
-}
-
 // ---- the model inside the collection
 // --------------------------------------------------------------
 
-Result<std::string> model_bytes(const Quantizer& model) {
-  if (const auto* vae = dynamic_cast<const RqVae*>(&model)) return vae->to_bytes();
-  if (const auto* kmeans = dynamic_cast<const RqKMeans*>(&model)) return kmeans->to_bytes();
-  return Status::invalid_argument("a collection cannot store a model of kind '" + model.kind() +
-                                  "' (rqvae or rqkmeans)");
-}
-
 Result<std::shared_ptr<const Quantizer>> model_from_bytes(std::string bytes) {
-  SEMID_ASSIGN_OR_RETURN(model_file::Parsed parsed, model_file::parse(std::move(bytes)));
-  if (parsed.kind == "rqvae") {
-    SEMID_ASSIGN_OR_RETURN(auto model, RqVae::from_parsed(parsed));
-    return std::shared_ptr<const Quantizer>(std::move(model));
-  }
-  if (parsed.kind == "rqkmeans") {
-    SEMID_ASSIGN_OR_RETURN(auto model, RqKMeans::from_parsed(parsed));
-    return std::shared_ptr<const Quantizer>(std::move(model));
-  }
-  return Status::corruption("stored model has unknown kind '" + parsed.kind + "'");
+  SEMID_ASSIGN_OR_RETURN(auto model, quantizer_from_bytes(std::move(bytes)));
+  return std::shared_ptr<const Quantizer>(std::move(model));
 }
 
-nlohmann::json collection_meta(const Quantizer& model) {
+nlohmann::json collection_meta(const Quantizer& model, CollisionPolicy policy) {
   return {{"schema_version", kSchemaVersion},
+          {"collision_policy", collision_policy_name(policy)},
           {"dim", model.dim()},
           {"levels", model.levels()},
           {"codebook_size", model.codebook_size()},
@@ -223,123 +199,6 @@ Status open_database(const std::string& dir, const StoreOptions& options, bool c
   return from_rocks(s, "opening the collection in " + dir);
 }
 
-// ---- in-memory state ----------------------------------------------------------------------------
-
-// An item's place: its packed SID (SidKeyCodec::pack) and collision suffix.
-struct Location {
-  std::string sid;
-  std::uint16_t suffix = 0;
-};
-
-// Where an upserted item goes.
-struct Placement {
-  std::string sid;  // packed
-  std::uint16_t suffix = 0;
-  const Location* old = nullptr;  // its current place, when the id exists
-  bool keeps_place = false;       // same SID as before: keeps its suffix
-};
-
-// What readers see: replaced or updated only under the exclusive lock, together with `snapshot`,
-// the RocksDB view that matches it.
-struct State {
-  std::shared_ptr<const Quantizer> model;
-  SidKeyCodec codec;
-  std::unique_ptr<IndexRQVAE> index;
-  SidTrie trie;
-  std::unordered_map<std::uint64_t, Location> locations;
-  const rocksdb::Snapshot* snapshot = nullptr;
-
-  std::vector<std::int32_t> unpack(const std::string& sid) const {
-    std::vector<std::int32_t> codes(static_cast<std::size_t>(codec.levels()));
-    codec.unpack(reinterpret_cast<const std::uint8_t*>(sid.data()), codes.data());
-    return codes;
-  }
-  std::string pack(const std::int32_t* codes) const {
-    std::string sid(codec.sid_bytes(), '\0');
-    codec.pack(codes, reinterpret_cast<std::uint8_t*>(sid.data()));
-    return sid;
-  }
-  // The sids key of an item.
-  static std::string key(const std::string& sid, std::uint16_t suffix, std::uint64_t id) {
-    std::string key = sid + suffix_bytes(suffix);
-    key += encode_item_key(id);
-    return key;
-  }
-  RecordShape shape() const { return {codec.levels(), codec.codebook_size(), model->dim()}; }
-};
-
-Result<std::unique_ptr<State>> make_state(std::shared_ptr<const Quantizer> model) {
-  SEMID_ASSIGN_OR_RETURN(SidKeyCodec codec,
-                         SidKeyCodec::create(model->levels(), model->codebook_size()));
-  SEMID_ASSIGN_OR_RETURN(SidTrie trie, SidTrie::create(model->levels(), model->codebook_size()));
-  std::unique_ptr<IndexRQVAE> index;
-  try {
-    index = std::make_unique<IndexRQVAE>(model);
-  } catch (const std::exception& e) {
-    return Status::invalid_argument(std::string("the model cannot back an index: ") + e.what());
-  }
-  return std::unique_ptr<State>(
-      new State{std::move(model), codec, std::move(index), std::move(trie), {}, nullptr});
-}
-
-// One item as the rebuild and reencode see it.
-struct Entry {
-  std::uint64_t sequence = 0;
-  std::uint64_t id = 0;
-  std::string sid;  // packed
-  std::uint16_t suffix = 0;
-};
-
-// Loads entries (sorted by sequence) into an empty state: index in sequence order, trie, locations.
-Status fill_state(State& state, const std::vector<Entry>& entries) {
-  const std::size_t sid_bytes = state.codec.sid_bytes();
-  std::vector<std::uint8_t> codes(entries.size() * sid_bytes);
-  std::vector<idx_t> ids(entries.size());
-  state.locations.reserve(entries.size());
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    const Entry& e = entries[i];
-    std::memcpy(codes.data() + i * sid_bytes, e.sid.data(), sid_bytes);
-    ids[i] = static_cast<idx_t>(e.id);
-    if (!state.locations.emplace(e.id, Location{e.sid, e.suffix}).second) {
-      return Status::corruption("item " + std::to_string(e.id) + " is stored twice");
-    }
-    SEMID_RETURN_IF_ERROR(state.trie.insert(state.unpack(e.sid), e.id));
-  }
-  try {
-    state.index->add_codes(static_cast<idx_t>(entries.size()), codes.data(), ids.data());
-  } catch (const std::exception& e) {
-    return Status::internal(std::string("building the index: ") + e.what());
-  }
-  return Status::ok();
-}
-
-// Next free suffixes of one collision group: the suffixes other members hold, and a cursor.
-class SuffixAllocator {
- public:
-  explicit SuffixAllocator(std::vector<std::uint16_t> used) : used_(std::move(used)) {
-    std::sort(used_.begin(), used_.end());
-  }
-  // The smallest suffix that neither a member nor an earlier call holds; nullopt when all 65,536
-  // are taken.
-  std::optional<std::uint16_t> next() {
-    for (;;) {
-      while (at_ < used_.size() && used_[at_] < candidate_) ++at_;
-      if (at_ < used_.size() && used_[at_] == candidate_) {
-        ++candidate_;
-        continue;
-      }
-      break;
-    }
-    if (candidate_ > kMaxSuffix) return std::nullopt;
-    return static_cast<std::uint16_t>(candidate_++);
-  }
-
- private:
-  std::vector<std::uint16_t> used_;
-  std::size_t at_ = 0;
-  std::uint32_t candidate_ = 0;
-};
-
 }  // namespace
 
 // ---- Impl ---------------------------------------------------------------------------------------
@@ -350,6 +209,7 @@ struct Collection::Impl {
   std::shared_ptr<rocksdb::Cache> cache;
   Database database;
   int dim = 0;
+  CollisionPolicy policy = CollisionPolicy::kSuffix;
 
   // Writers hold write_mutex for a whole operation; the in-memory update also takes state_mutex
   // exclusively. Readers hold state_mutex shared for a whole operation.
@@ -433,7 +293,8 @@ struct Collection::Impl {
   }
 
   Item to_item(std::uint64_t id, ItemRecord&& record) const {
-    return Item{id, std::move(record.sid), record.collision_suffix, std::move(record.vector),
+    return Item{id, std::move(record.sid), record.collision_suffix, std::move(record.natural_sid),
+                std::move(record.vector),
                 std::move(record.payload)};
   }
 
@@ -463,9 +324,6 @@ struct Collection::Impl {
   // InvalidArgument naming the row for any bad part of an upsert (sizes, ids, NaN/Inf, payloads).
   Status check_upsert(std::span<const std::uint64_t> ids, std::span<const float> vectors,
                       std::span<const std::string> payloads) const;
-  // Each item's SID and collision suffix (TIGER's smallest free suffix; see collection.h).
-  Result<std::vector<Placement>> place(std::span<const std::uint64_t> ids,
-                                       const std::vector<std::int32_t>& codes) const;
   // The in-memory half of an upsert or a remove, after its batch is durable (exclusive lock held).
   Status apply_upsert(std::span<const std::uint64_t> ids, const std::vector<std::int32_t>& codes,
                       std::vector<Placement>& placements);
@@ -512,6 +370,13 @@ Status Collection::Impl::load(std::shared_ptr<const Quantizer> expected_model) {
     }
     dim = meta.at("dim").get<int>();
     stored_hash = meta.at("model_hash").get<std::string>();
+    // Collections made before the policy existed use suffixes.
+    const std::string policy_name = meta.value("collision_policy", std::string("suffix"));
+    auto parsed_policy = parse_collision_policy(policy_name);
+    if (!parsed_policy) {
+      return Status::corruption("metadata 'collection': " + parsed_policy.status().message());
+    }
+    policy = *parsed_policy;
   } catch (const nlohmann::json::exception& e) {
     return Status::corruption(std::string("metadata 'collection' is malformed: ") + e.what());
   }
@@ -537,7 +402,7 @@ Status Collection::Impl::load(std::shared_ptr<const Quantizer> expected_model) {
                               std::to_string(dim) + ")");
   }
   SEMID_ASSIGN_OR_RETURN(Counters counters, read_counters(ro));
-  SEMID_ASSIGN_OR_RETURN(state, make_state(std::move(model)));
+  SEMID_ASSIGN_OR_RETURN(state, impl::make_state(std::move(model)));
 
   std::vector<Entry> entries;
   rocksdb::ReadOptions scan;
@@ -548,8 +413,8 @@ Status Collection::Impl::load(std::shared_ptr<const Quantizer> expected_model) {
                                 std::to_string(record.sequence) + ", beyond the counter " +
                                 std::to_string(counters.next_sequence));
     }
-    entries.push_back(
-        {record.sequence, id, state->pack(record.sid.data()), record.collision_suffix});
+    entries.push_back({record.sequence, id, state->pack(record.sid.data()),
+                       record.collision_suffix, record.sid != record.natural_sid});
     return Status::ok();
   }));
   if (entries.size() != counters.items) {
@@ -565,7 +430,7 @@ Status Collection::Impl::load(std::shared_ptr<const Quantizer> expected_model) {
                                 std::to_string(entries[i].sequence));
     }
   }
-  SEMID_RETURN_IF_ERROR(fill_state(*state, entries));
+  SEMID_RETURN_IF_ERROR(impl::fill_state(*state, entries));
   next_sequence = counters.next_sequence;
   publish();
   return check_agreement(/*check_items=*/false);
@@ -626,7 +491,8 @@ Status Collection::Impl::check_agreement(bool check_items) const {
           ++count;
           const auto found = s.locations.find(id);
           if (found == s.locations.end() || found->second.sid != s.pack(record.sid.data()) ||
-              found->second.suffix != record.collision_suffix) {
+              found->second.suffix != record.collision_suffix ||
+              found->second.relocated != (record.sid != record.natural_sid)) {
             return Status::corruption(where + "the record of item " + std::to_string(id) +
                                       " disagrees with memory");
           }
@@ -777,53 +643,6 @@ Status Collection::Impl::check_upsert(std::span<const std::uint64_t> ids,
   return Status::ok();
 }
 
-Result<std::vector<Placement>> Collection::Impl::place(
-    std::span<const std::uint64_t> ids, const std::vector<std::int32_t>& codes) const {
-  const State& s = *state;
-  const auto L = static_cast<std::size_t>(s.codec.levels());
-  const std::size_t n = ids.size();
-  std::vector<Placement> placements(n);
-  std::unordered_set<std::uint64_t> leaving;  // batch ids leaving their current group
-  for (std::size_t i = 0; i < n; ++i) {
-    Placement& p = placements[i];
-    p.sid = s.pack(codes.data() + i * L);
-    const auto found = s.locations.find(ids[i]);
-    if (found == s.locations.end()) continue;
-    p.old = &found->second;
-    p.keeps_place = p.old->sid == p.sid;
-    if (p.keeps_place) {
-      p.suffix = p.old->suffix;
-    } else {
-      leaving.insert(ids[i]);
-    }
-  }
-  std::unordered_map<std::string, SuffixAllocator> groups;
-  std::vector<std::uint64_t> members;
-  for (std::size_t i = 0; i < n; ++i) {
-    Placement& p = placements[i];
-    if (p.keeps_place) continue;
-    auto group = groups.find(p.sid);
-    if (group == groups.end()) {
-      members.clear();
-      SEMID_RETURN_IF_ERROR(s.trie.append_items({codes.data() + i * L, L}, &members));
-      std::vector<std::uint16_t> used;
-      used.reserve(members.size());
-      for (std::uint64_t member : members) {
-        if (!leaving.contains(member)) used.push_back(s.locations.at(member).suffix);
-      }
-      group = groups.emplace(p.sid, SuffixAllocator(std::move(used))).first;
-    }
-    const auto suffix = group->second.next();
-    if (!suffix) {
-      return Status::invalid_argument("upsert: id " + std::to_string(ids[i]) + " encodes to SID " +
-                                      sid_text({codes.data() + i * L, L}) +
-                                      ", which already holds 65,536 items (the most one SID can)");
-    }
-    p.suffix = *suffix;
-  }
-  return placements;
-}
-
 Status Collection::Impl::mark_broken(const std::string& what) {
   broken = Status::internal(what +
                             " failed after its batch was written; memory and disk differ "
@@ -859,13 +678,16 @@ Status Collection::Impl::apply_upsert(std::span<const std::uint64_t> ids,
   }
   for (std::size_t i = 0; i < n; ++i) {
     Placement& p = placements[i];
-    if (p.keeps_place) continue;
+    if (p.keeps_place) {
+      s.locations[ids[i]].relocated = p.relocated;
+      continue;
+    }
     Status status = Status::ok();
     if (p.old) status = s.trie.erase(s.unpack(p.old->sid), ids[i]);
     if (status.is_ok()) status = s.trie.insert({codes.data() + i * L, L}, ids[i]);
     if (!status.is_ok())
       return mark_broken("upsert: updating the trie (" + status.to_string() + ")");
-    s.locations[ids[i]] = Location{std::move(p.sid), p.suffix};
+    s.locations[ids[i]] = Location{std::move(p.sid), p.suffix, p.relocated};
   }
   return Status::ok();
 }
@@ -898,15 +720,16 @@ Collection::~Collection() { close(); }
 
 Result<std::unique_ptr<Collection>> Collection::create(const std::string& dir,
                                                        std::shared_ptr<const Quantizer> model,
-                                                       const StoreOptions& options) {
+                                                       const StoreOptions& options,
+                                                       CollisionPolicy policy) {
   SEMID_RETURN_IF_ERROR(options.validate());
   if (!model) return Status::invalid_argument("Collection::create: the model is null");
   std::error_code ec;
   if (fs::exists(dir, ec) && !fs::is_empty(dir, ec)) {
     return Status::already_exists("cannot create a collection in " + dir + ": it is not empty");
   }
-  SEMID_ASSIGN_OR_RETURN(std::string bytes, model_bytes(*model));
-  SEMID_ASSIGN_OR_RETURN(auto probe, make_state(model));  // the model must fit an index
+  SEMID_ASSIGN_OR_RETURN(std::string bytes, model->to_bytes());
+  SEMID_ASSIGN_OR_RETURN(auto probe, impl::make_state(model));  // the model must fit an index
   (void)probe;
   fs::create_directories(dir, ec);
   if (ec) return Status::io_error("cannot create " + dir + ": " + ec.message());
@@ -915,7 +738,7 @@ Result<std::unique_ptr<Collection>> Collection::create(const std::string& dir,
     SEMID_RETURN_IF_ERROR(open_database(dir, options, /*create=*/true, nullptr, &database));
     rocksdb::WriteBatch batch;
     auto* meta = database.families[kMeta];
-    batch.Put(meta, kMetaCollection, encode_meta_value(collection_meta(*model).dump()));
+    batch.Put(meta, kMetaCollection, encode_meta_value(collection_meta(*model, policy).dump()));
     batch.Put(meta, kMetaModel, encode_meta_value(bytes));
     batch.Put(meta, kMetaCounters, Counters{}.encode());
     rocksdb::WriteOptions wo;
@@ -1002,6 +825,8 @@ int Collection::codebook_size() const {
   return impl_->state->codec.codebook_size();
 }
 
+CollisionPolicy Collection::collision_policy() const { return impl_->policy; }
+
 std::size_t Collection::size() const {
   std::shared_lock lock(impl_->state_mutex);
   return impl_->state->locations.size();
@@ -1030,7 +855,10 @@ Status Collection::upsert(std::span<const std::uint64_t> ids, std::span<const fl
   std::vector<std::int32_t> codes(n * L);
   SEMID_RETURN_IF_ERROR(
       im.encode(n, vectors.data(), *s.model, codes.data()).with_context("upsert"));
-  SEMID_ASSIGN_OR_RETURN(std::vector<Placement> placements, im.place(ids, codes));
+  const std::vector<std::int32_t> natural = codes;  // codes become the SIDs to store
+  auto placed = impl::place_batch(s, im.policy, ids, codes, vectors.data());
+  if (!placed) return placed.status().with_context("upsert");
+  std::vector<Placement>& placements = *placed;
 
   // One batch: old SID keys go, records and new SID keys come, the counters follow.
   rocksdb::WriteBatch batch;
@@ -1046,8 +874,8 @@ Status Collection::upsert(std::span<const std::uint64_t> ids, std::span<const fl
     const Placement& p = placements[i];
     const std::string_view payload = payloads.empty() ? std::string_view() : payloads[i];
     batch.Put(im.family(kItems), encode_item_key(ids[i]),
-              encode_item_record({codes.data() + i * L, L}, p.suffix, im.next_sequence + i,
-                                 vectors.subspan(i * d, d), payload));
+              encode_item_record({codes.data() + i * L, L}, {natural.data() + i * L, L}, p.suffix,
+                                 im.next_sequence + i, vectors.subspan(i * d, d), payload));
     if (!p.keeps_place) {
       batch.Put(im.family(kSids), State::key(p.sid, p.suffix, ids[i]), rocksdb::Slice());
     }
@@ -1103,8 +931,8 @@ Status Collection::reencode(std::shared_ptr<const Quantizer> new_model) {
   }
   const State& old = *im.state;
   if (new_model->content_hash() == old.model->content_hash()) return Status::ok();
-  SEMID_ASSIGN_OR_RETURN(std::string bytes, model_bytes(*new_model));
-  SEMID_ASSIGN_OR_RETURN(std::unique_ptr<State> next, make_state(std::move(new_model)));
+  SEMID_ASSIGN_OR_RETURN(std::string bytes, new_model->to_bytes());
+  SEMID_ASSIGN_OR_RETURN(std::unique_ptr<State> next, impl::make_state(std::move(new_model)));
   const Quantizer& model = *next->model;
 
   // Every record, in insertion order (writers alone change the items family: no snapshot needed).
@@ -1130,24 +958,20 @@ Status Collection::reencode(std::shared_ptr<const Quantizer> new_model) {
   std::vector<std::int32_t> codes(stored.size() * L);
   SEMID_RETURN_IF_ERROR(
       im.encode(stored.size(), x.data(), model, codes.data()).with_context("reencode"));
-  x = {};
+  const std::vector<std::int32_t> natural = codes;
 
-  // Suffixes afresh: in insertion order, 0, 1, ... per SID.
+  // Places afresh, in insertion order, as if every item arrived anew under the collision policy.
+  std::vector<std::uint64_t> ids(stored.size());
+  for (std::size_t i = 0; i < stored.size(); ++i) ids[i] = stored[i].id;
+  auto placed = impl::place_batch(*next, im.policy, ids, codes, x.data());
+  if (!placed) return placed.status().with_context("reencode");
+  x = {};
   std::vector<Entry> entries(stored.size());
-  std::unordered_map<std::string, std::uint32_t> group_sizes;
   for (std::size_t i = 0; i < stored.size(); ++i) {
-    Entry& e = entries[i];
-    e.sequence = stored[i].record.sequence;
-    e.id = stored[i].id;
-    e.sid = next->pack(codes.data() + i * L);
-    std::uint32_t& size = group_sizes[e.sid];
-    if (size > kMaxSuffix) {
-      return Status::invalid_argument("reencode: more than 65,536 items encode to SID " +
-                                      sid_text({codes.data() + i * L, L}) + " under the new model");
-    }
-    e.suffix = static_cast<std::uint16_t>(size++);
+    const Placement& p = (*placed)[i];
+    entries[i] = {stored[i].record.sequence, ids[i], p.sid, p.suffix, p.relocated};
   }
-  SEMID_RETURN_IF_ERROR(fill_state(*next, entries));
+  SEMID_RETURN_IF_ERROR(impl::fill_state(*next, entries));
 
   rocksdb::WriteBatch batch;
   for (const auto& [id, location] : old.locations) {
@@ -1158,10 +982,12 @@ Status Collection::reencode(std::shared_ptr<const Quantizer> new_model) {
     const ItemRecord& r = stored[i].record;
     batch.Put(
         im.family(kItems), encode_item_key(e.id),
-        encode_item_record({codes.data() + i * L, L}, e.suffix, e.sequence, r.vector, r.payload));
+        encode_item_record({codes.data() + i * L, L}, {natural.data() + i * L, L}, e.suffix,
+                           e.sequence, r.vector, r.payload));
     batch.Put(im.family(kSids), State::key(e.sid, e.suffix, e.id), rocksdb::Slice());
   }
-  batch.Put(im.family(kMeta), kMetaCollection, encode_meta_value(collection_meta(model).dump()));
+  batch.Put(im.family(kMeta), kMetaCollection,
+            encode_meta_value(collection_meta(model, im.policy).dump()));
   batch.Put(im.family(kMeta), kMetaModel, encode_meta_value(bytes));
   SEMID_RETURN_IF_ERROR(im.write(batch, "reencode"));
 
@@ -1399,7 +1225,8 @@ Result<Item> Collection::resolve(std::span<const std::int32_t> semantic_id) cons
                                     " outside [0, 65535]");
   }
   SEMID_ASSIGN_OR_RETURN(std::string place, s.codec.encode_prefix(semantic_id.first(L)));
-  place += suffix_bytes(static_cast<std::uint16_t>(suffix));
+  place.push_back(static_cast<char>(suffix >> 8));
+  place.push_back(static_cast<char>(suffix & 0xff));
   std::unique_ptr<rocksdb::Iterator> it(im.db()->NewIterator(im.read_options(), im.family(kSids)));
   it->Seek(place);
   SEMID_RETURN_IF_ERROR(from_rocks(it->status(), "resolve"));
@@ -1435,7 +1262,9 @@ nlohmann::json CollectionStats::to_json() const {
           {"memory", {{"index_code_bytes", index_code_bytes}, {"trie_bytes", trie_bytes}}},
           {"codes", codes.to_json()},
           {"collision_groups", collision_groups},
-          {"max_collision_suffix", max_collision_suffix}};
+          {"max_collision_suffix", max_collision_suffix},
+          {"collision_policy", collision_policy_name(collision_policy)},
+          {"relocated_items", relocated_items}};
 }
 
 Result<CollectionStats> Collection::stats() const {
@@ -1470,7 +1299,9 @@ Result<CollectionStats> Collection::stats() const {
     ++group_sizes[location.sid];
     stats.max_collision_suffix =
         std::max<std::uint32_t>(stats.max_collision_suffix, location.suffix);
+    stats.relocated_items += location.relocated;
   }
+  stats.collision_policy = im.policy;
   for (const auto& [sid, size] : group_sizes) stats.collision_groups += size > 1;
   stats.codes = code_health(stats.items, stats.levels, stats.codebook_size, codes.data());
   return stats;

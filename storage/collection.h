@@ -10,13 +10,19 @@
 // In memory it keeps an IndexRQVAE (plugin/) over the stored SIDs, labelled by item id, and a
 // SidTrie (index/trie.h) of (SID, item id) for next-token and count queries.
 //
-// Semantic IDs. Each item's SID is the model's encoding of its vector (L codes in [0, K)) plus a
-// collision suffix that makes every stored SID unique, as in TIGER: within the group of items on
-// one SID, a newly placed item takes the smallest suffix no other member holds. An upsert of an
-// existing id whose SID does not change keeps its suffix; one whose SID changes leaves its old
-// group (freeing its suffix) and is placed in the new one. Within one batch, every leaving item
-// frees its suffix first, then new places are assigned in batch order. A group holds at most
-// 65,536 items (the suffix is 2 bytes).
+// Semantic IDs. Each item's SID is L codes in [0, K) plus a collision suffix, unique together. The
+// collision policy (chosen at create, stored with the collection; storage/options.h) decides how:
+//  - suffix (default, TIGER): the SID is the model's encoding of the vector; within the group of
+//    items on one SID, a newly placed item takes the smallest suffix no other member holds.
+//  - relocate: an item whose SID is taken moves to the nearest free SID of L codes
+//    (index/relocate.h: a free last code first, then under the nearest sibling prefixes above), so
+//    SIDs stay L codes and suffixes stay 0 while the neighbourhood has room; only where it has none
+//    does the item take a suffix on its own SID. The record keeps the model's own SID too
+//    (`natural_sid`), and stats() counts the relocated items.
+// Either way, items already placed never move when others arrive. An upsert of an existing id
+// whose model SID does not change keeps its place; one whose SID changes leaves its old place
+// (freeing it) and is placed anew. Within one batch, every leaving item frees its place first, then
+// new places are assigned in batch order. A SID holds at most 65,536 items (the suffix is 2 bytes).
 //
 // Ids: the caller's, in [0, 2^63 - 1] (FAISS labels are signed 64-bit and -1 means "no result").
 //
@@ -64,8 +70,10 @@ inline constexpr std::size_t kMaxScanLimit = 100000;
 
 struct Item {
   std::uint64_t id = 0;
-  std::vector<std::int32_t> sid;  // L codes, coarse to fine
+  std::vector<std::int32_t> sid;  // L codes, coarse to fine: the stored SID
   std::uint16_t collision_suffix = 0;
+  // The model's own SID of the vector: equal to sid unless the relocate policy moved the item.
+  std::vector<std::int32_t> natural_sid;
   std::vector<float> vector;  // d floats, as upserted
   std::string payload;        // JSON text; empty when the item has none
 };
@@ -128,17 +136,20 @@ struct CollectionStats {
   // SIDs holding more than one item, and the largest collision suffix in use.
   std::size_t collision_groups = 0;
   std::uint32_t max_collision_suffix = 0;
+  // The collection's collision policy, and the items it moved off their model SID (relocate).
+  CollisionPolicy collision_policy = CollisionPolicy::kSuffix;
+  std::size_t relocated_items = 0;
   nlohmann::json to_json() const;
 };
 
 class Collection {
  public:
   // Creates a collection in `dir` (which must not exist, or be empty) for `model`, and opens it.
-  // The model file is stored in the collection. Errors: AlreadyExists (a non-empty dir),
-  // InvalidArgument (options), IOError.
-  static Result<std::unique_ptr<Collection>> create(const std::string& dir,
-                                                    std::shared_ptr<const Quantizer> model,
-                                                    const StoreOptions& options = {});
+  // The model file and the collision policy are stored in the collection. Errors: AlreadyExists
+  // (a non-empty dir), InvalidArgument (options), IOError.
+  static Result<std::unique_ptr<Collection>> create(
+      const std::string& dir, std::shared_ptr<const Quantizer> model,
+      const StoreOptions& options = {}, CollisionPolicy policy = CollisionPolicy::kSuffix);
 
   // Opens the collection in `dir`, rebuilding the index and trie from RocksDB and checking that
   // they agree with it. With `expected_model`, the stored model's content hash must equal its
@@ -163,6 +174,7 @@ class Collection {
   int dim() const;
   int levels() const;
   int codebook_size() const;
+  CollisionPolicy collision_policy() const;
   // Items stored.
   std::size_t size() const;
   // The current model (reencode() replaces it).
@@ -215,7 +227,8 @@ class Collection {
   Result<Item> resolve(std::span<const std::int32_t> semantic_id) const;
 
   // Re-encodes every stored vector with `new_model` (same dim; any levels, K, kind or metric),
-  // reassigns collision suffixes (in the items' insertion order), stores the new model, all in
+  // places every item afresh under the collision policy (in the items' insertion order, as if they
+  // arrived anew), stores the new model, all in
   // one atomic WriteBatch, then swaps the in-memory state. A no-op when the hashes are equal.
   Status reencode(std::shared_ptr<const Quantizer> new_model);
 

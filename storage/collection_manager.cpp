@@ -131,7 +131,7 @@ std::string CollectionManager::snapshot_root(const std::string& name) const {
 }
 
 Result<std::shared_ptr<Collection>> CollectionManager::create(
-    const std::string& name, std::shared_ptr<const Quantizer> model) {
+    const std::string& name, std::shared_ptr<const Quantizer> model, CollisionPolicy policy) {
   SEMID_RETURN_IF_ERROR(validate_name(name));
   std::lock_guard lock(mutex_);
   const std::string dir = collection_dir(name);
@@ -141,7 +141,7 @@ Result<std::shared_ptr<Collection>> CollectionManager::create(
   const std::string staging =
       (fs::path(data_dir_) / "collections" / ("." + name + ".create-" + unique_token())).string();
   {
-    auto created = Collection::create(staging, model, options_);
+    auto created = Collection::create(staging, model, options_, policy);
     if (!created) {
       remove_tree(staging);
       return created.status().with_context("creating collection '" + name + "'");

@@ -24,4 +24,15 @@ Status StoreOptions::validate() const {
   return Status::ok();
 }
 
+const char* collision_policy_name(CollisionPolicy policy) {
+  return policy == CollisionPolicy::kRelocate ? "relocate" : "suffix";
+}
+
+Result<CollisionPolicy> parse_collision_policy(std::string_view name) {
+  if (name == "suffix") return CollisionPolicy::kSuffix;
+  if (name == "relocate") return CollisionPolicy::kRelocate;
+  return Status::invalid_argument("collision policy '" + std::string(name) +
+                                  "': expected 'suffix' or 'relocate'");
+}
+
 }  // namespace semid::storage

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
+#include <string_view>
 
 #include "index/status.h"
 
@@ -37,5 +39,17 @@ struct StoreOptions {
   // InvalidArgument naming the first field outside its range.
   Status validate() const;
 };
+
+// How a collection makes every stored SID unique; chosen when the collection is created and stored
+// with it (collection.h has the rules).
+//  kSuffix (default): TIGER's collision suffix, an extra code 0, 1, 2... per SID.
+//  kRelocate: a colliding newcomer takes the nearest free SID of L codes (index/relocate.h); the
+//    suffix is used only where no free SID is near enough (a full neighbourhood).
+enum class CollisionPolicy { kSuffix, kRelocate };
+
+// "suffix" or "relocate".
+const char* collision_policy_name(CollisionPolicy policy);
+// InvalidArgument naming the accepted names otherwise.
+Result<CollisionPolicy> parse_collision_policy(std::string_view name);
 
 }  // namespace semid::storage

@@ -44,11 +44,12 @@ Result<std::uint64_t> decode_item_key(std::string_view key) {
   return id;
 }
 
-std::string encode_item_record(std::span<const std::int32_t> sid, std::uint16_t collision_suffix,
-                               std::uint64_t sequence, std::span<const float> vector,
-                               std::string_view payload) {
+std::string encode_item_record(std::span<const std::int32_t> sid,
+                               std::span<const std::int32_t> natural_sid,
+                               std::uint16_t collision_suffix, std::uint64_t sequence,
+                               std::span<const float> vector, std::string_view payload) {
   std::string out;
-  out.reserve(kHeaderBytes + 2 * sid.size() + 4 * vector.size() + payload.size() + kCrcBytes);
+  out.reserve(kHeaderBytes + 4 * sid.size() + 4 * vector.size() + payload.size() + kCrcBytes);
   put_le(out, kRecordVersion, 1);
   put_le(out, sid.size(), 1);
   put_le(out, collision_suffix, 2);
@@ -56,6 +57,7 @@ std::string encode_item_record(std::span<const std::int32_t> sid, std::uint16_t 
   put_le(out, sequence, 8);
   put_le(out, payload.size(), 4);
   for (std::int32_t code : sid) put_le(out, static_cast<std::uint32_t>(code), 2);
+  for (std::int32_t code : natural_sid) put_le(out, static_cast<std::uint32_t>(code), 2);
   for (float value : vector) put_le(out, std::bit_cast<std::uint32_t>(value), 4);
   out.append(payload);
   put_le(out, crc_of(out), 4);
@@ -68,10 +70,11 @@ Result<ItemRecord> decode_item_record(std::string_view bytes, const RecordShape&
     return Status::corruption("item record of " + std::to_string(bytes.size()) +
                               " bytes is shorter than its 24-byte frame");
   }
-  if (p[0] != kRecordVersion) {
-    return Status::corruption("item record version " + std::to_string(p[0]) + " (expected " +
+  if (p[0] != 1 && p[0] != kRecordVersion) {
+    return Status::corruption("item record version " + std::to_string(p[0]) + " (expected 1 or " +
                               std::to_string(kRecordVersion) + ")");
   }
+  const std::uint64_t sid_copies = p[0] == 1 ? 1 : 2;
   const std::uint64_t levels = p[1];
   const std::uint64_t dim = get_le(p + 4, 4);
   const std::uint64_t payload_bytes = get_le(p + 16, 4);
@@ -83,7 +86,8 @@ Result<ItemRecord> decode_item_record(std::string_view bytes, const RecordShape&
                               std::to_string(shape.dim));
   }
   // Each term is below 2^34, so the sum cannot overflow 64 bits.
-  const std::uint64_t expected = kHeaderBytes + 2 * levels + 4 * dim + payload_bytes + kCrcBytes;
+  const std::uint64_t expected =
+      kHeaderBytes + 2 * sid_copies * levels + 4 * dim + payload_bytes + kCrcBytes;
   if (expected != bytes.size()) {
     return Status::corruption("item record of " + std::to_string(bytes.size()) +
                               " bytes; its header describes " + std::to_string(expected));
@@ -97,15 +101,20 @@ Result<ItemRecord> decode_item_record(std::string_view bytes, const RecordShape&
   record.collision_suffix = static_cast<std::uint16_t>(get_le(p + 2, 2));
   record.sequence = get_le(p + 8, 8);
   const unsigned char* at = p + kHeaderBytes;
-  record.sid.resize(levels);
-  for (std::size_t l = 0; l < levels; ++l, at += 2) {
-    record.sid[l] = static_cast<std::int32_t>(get_le(at, 2));
-    if (record.sid[l] >= shape.codebook_size) {
-      return Status::corruption("item record has code " + std::to_string(record.sid[l]) +
-                                " at level " + std::to_string(l) + ", outside [0, " +
-                                std::to_string(shape.codebook_size) + ")");
+  for (std::uint64_t copy = 0; copy < sid_copies; ++copy) {
+    std::vector<std::int32_t>& sid = copy == 0 ? record.sid : record.natural_sid;
+    sid.resize(levels);
+    for (std::size_t l = 0; l < levels; ++l, at += 2) {
+      sid[l] = static_cast<std::int32_t>(get_le(at, 2));
+      if (sid[l] >= shape.codebook_size) {
+        return Status::corruption(std::string("item record has ") +
+                                  (copy == 0 ? "" : "model SID ") + "code " +
+                                  std::to_string(sid[l]) + " at level " + std::to_string(l) +
+                                  ", outside [0, " + std::to_string(shape.codebook_size) + ")");
+      }
     }
   }
+  if (sid_copies == 1) record.natural_sid = record.sid;
   record.vector.resize(dim);
   for (std::size_t j = 0; j < dim; ++j, at += 4) {
     record.vector[j] = std::bit_cast<float>(static_cast<std::uint32_t>(get_le(at, 4)));

@@ -6,7 +6,7 @@
 // meta:   key = "collection" | "model" | "counters"; value = a meta value (below)
 //
 // Item record, all integers little-endian:
-//   offset 0   u8   format version (kRecordVersion = 1)
+//   offset 0   u8   format version (kRecordVersion = 2; version 1 is read too)
 //          1   u8   levels L
 //          2   u16  collision suffix
 //          4   u32  dimension d
@@ -37,13 +37,14 @@
 
 namespace semid::storage {
 
-inline constexpr std::uint8_t kRecordVersion = 1;
+inline constexpr std::uint8_t kRecordVersion = 2;
 inline constexpr std::uint8_t kMetaVersion = 1;
 // Bytes of an item key.
 inline constexpr std::size_t kItemKeyBytes = 8;
 
 struct ItemRecord {
-  std::vector<std::int32_t> sid;  // L codes
+  std::vector<std::int32_t> sid;          // L codes: the stored SID
+  std::vector<std::int32_t> natural_sid;  // L codes: the model's SID of `vector`
   std::uint16_t collision_suffix = 0;
   std::uint64_t sequence = 0;
   std::vector<float> vector;  // d floats
@@ -54,8 +55,11 @@ struct ItemRecord {
 std::string encode_item_key(std::uint64_t id);
 Result<std::uint64_t> decode_item_key(std::string_view key);
 
-// The record bytes. The caller has validated the fields (codes < 65536, d < 2^32, P < 2^32).
-std::string encode_item_record(std::span<const std::int32_t> sid, std::uint16_t collision_suffix,
+// The record bytes (version 2). The caller has validated the fields (both SIDs of L codes < 65536,
+// d < 2^32, P < 2^32).
+std::string encode_item_record(std::span<const std::int32_t> sid,
+                               std::span<const std::int32_t> natural_sid,
+                               std::uint16_t collision_suffix,
                                std::uint64_t sequence, std::span<const float> vector,
                                std::string_view payload);
 

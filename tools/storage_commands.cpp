@@ -22,6 +22,7 @@ namespace {
 
 struct IngestArgs {
   std::string data_dir, collection, model, data, ids, payloads;
+  std::string collision_policy = "suffix";
   bool sync = false;
   std::size_t batch = 10000;
   std::size_t limit = 0;
@@ -108,8 +109,10 @@ void run_ingest(const IngestArgs& args) {
   options.max_batch_items = std::max(options.max_batch_items, args.batch);
   auto manager = value_or_throw(storage::CollectionManager::open(args.data_dir, options));
   const bool exists = manager->exists(args.collection);
+  const storage::CollisionPolicy policy =
+      value_or_throw(storage::parse_collision_policy(args.collision_policy));
   auto collection = exists ? value_or_throw(manager->get(args.collection, model))
-                           : value_or_throw(manager->create(args.collection, model));
+                           : value_or_throw(manager->create(args.collection, model, policy));
   spdlog::info("{} collection '{}' in {}: {} items; ingesting {} vectors from {} ({} per batch{})",
                exists ? "opened" : "created", args.collection, args.data_dir, collection->size(),
                rows, args.data, args.batch, args.sync ? ", fsync per batch" : "");
@@ -178,6 +181,12 @@ void register_storage_commands(CLI::App& app) {
   ingest->add_option("--payloads", args->payloads,
                      "Payloads: .jsonl (one JSON value per line) or any text file (each line "
                      "becomes {\"text\": line})");
+  ingest->add_option("--collision-policy", args->collision_policy,
+                     "How a new collection makes SIDs unique: suffix (TIGER's extra code) or "
+                     "relocate (the nearest free SID of L codes); an existing collection keeps "
+                     "its own")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"suffix", "relocate"}));
   ingest->add_flag("--sync", args->sync, "fsync the WAL after every batch (survives power loss)");
   ingest->add_option("--batch", args->batch, "Items per write batch")
       ->capture_default_str()

@@ -571,6 +571,82 @@ TEST_F(CollectionTest, ReencodeRebuildsEverySidFromStoredVectors) {
   EXPECT_EQ(dump(**reopened), after);
 }
 
+TEST_F(CollectionTest, RelocateKeepsSidsUniqueWithoutSuffixes) {
+  auto created = Collection::create(dir_, model_, {}, CollisionPolicy::kRelocate);
+  ASSERT_TRUE(created.is_ok()) << created.status().to_string();
+  auto c = std::move(created).value();
+  EXPECT_EQ(c->collision_policy(), CollisionPolicy::kRelocate);
+  // 12 items on 16 SIDs (2 levels x 4 codes): many share a model SID, none a stored one.
+  const auto ids = id_range(0, 12);
+  const auto x = random_vectors(12, kDim, 21);
+  ASSERT_TRUE(c->upsert(ids, x).is_ok());
+  const auto codes = encode(x);
+  std::set<std::vector<std::int32_t>> sids;
+  std::size_t relocated = 0;
+  std::map<std::uint64_t, std::vector<std::int32_t>> placed;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    auto item = c->get(ids[i]);
+    ASSERT_TRUE(item.is_ok());
+    EXPECT_EQ(item->collision_suffix, 0);
+    EXPECT_EQ(item->natural_sid, std::vector<std::int32_t>(codes.begin() + 2 * i,
+                                                           codes.begin() + 2 * i + 2));
+    EXPECT_TRUE(sids.insert(item->sid).second) << "id " << ids[i];
+    relocated += item->sid != item->natural_sid;
+    placed[ids[i]] = item->sid;
+  }
+  EXPECT_GT(relocated, 0u);
+  EXPECT_EQ(c->stats()->relocated_items, relocated);
+  EXPECT_EQ(c->stats()->collision_groups, 0u);
+
+  // Newcomers never move placed items; re-upserting a relocated item keeps its place.
+  ASSERT_TRUE(c->upsert(id_range(100, 2), random_vectors(2, kDim, 22)).is_ok());
+  for (const auto& [id, sid] : placed) EXPECT_EQ(c->get(id)->sid, sid) << "id " << id;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (c->get(ids[i])->sid == c->get(ids[i])->natural_sid) continue;
+    ASSERT_TRUE(c->upsert({&ids[i], 1}, {x.data() + i * kDim, kDim}).is_ok());
+    EXPECT_EQ(c->get(ids[i])->sid, placed[ids[i]]);
+    break;
+  }
+
+  // Past capacity (16 SIDs) the suffix takes over; (SID, suffix) stays unique.
+  ASSERT_TRUE(c->upsert(id_range(200, 20), random_vectors(20, kDim, 23)).is_ok());
+  std::set<std::pair<std::vector<std::int32_t>, std::uint16_t>> places;
+  std::set<std::vector<std::int32_t>> full;
+  for (const Row& row : dump(*c)) {
+    EXPECT_TRUE(places.insert({row.sid, row.suffix}).second);
+    full.insert(row.sid);
+  }
+  EXPECT_EQ(full.size(), 16u);
+  EXPECT_TRUE(c->verify().is_ok());
+
+  const auto before = dump(*c);
+  const std::size_t moved = c->stats()->relocated_items;
+  c = reopen(std::move(c));
+  EXPECT_EQ(c->collision_policy(), CollisionPolicy::kRelocate);
+  EXPECT_EQ(dump(*c), before);
+  EXPECT_EQ(c->stats()->relocated_items, moved);
+  EXPECT_EQ(c->stats()->to_json()["collision_policy"], "relocate");
+
+  // Reencode places everything afresh under the same policy: unique while capacity allows.
+  const auto next = testing::random_model(kDim, 3, 8, Metric::kCosine, 4);  // 512 SIDs
+  ASSERT_TRUE(c->reencode(next).is_ok());
+  std::set<std::vector<std::int32_t>> after;
+  for (const Row& row : dump(*c)) {
+    EXPECT_EQ(row.suffix, 0);
+    EXPECT_TRUE(after.insert(row.sid).second);
+  }
+  EXPECT_TRUE(c->verify().is_ok());
+}
+
+TEST_F(CollectionTest, SuffixIsTheDefaultPolicyAndBadNamesAreRefused) {
+  auto c = create();
+  EXPECT_EQ(c->collision_policy(), CollisionPolicy::kSuffix);
+  EXPECT_EQ(c->stats()->relocated_items, 0u);
+  auto bad = parse_collision_policy("nearest");
+  EXPECT_EQ(bad.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("'suffix' or 'relocate'"), std::string::npos);
+}
+
 TEST_F(CollectionTest, SnapshotRestoresThePastState) {
   auto c = create();
   ASSERT_TRUE(c->upsert(id_range(0, 40), random_vectors(40, kDim, 1)).is_ok());

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <limits>
 
+#include "index/checksum.h"
+
 namespace semid::storage {
 namespace {
 
@@ -12,8 +14,9 @@ const RecordShape kShape{3, 256, 4};
 
 std::string sample_record(std::string_view payload = R"({"word":"cat"})") {
   const std::vector<std::int32_t> sid = {1, 255, 7};
+  const std::vector<std::int32_t> natural = {1, 255, 6};
   const std::vector<float> vector = {0.5f, -1.25f, 3.0f, 1e-30f};
-  return encode_item_record(sid, 9, 123456789012345ULL, vector, payload);
+  return encode_item_record(sid, natural, 9, 123456789012345ULL, vector, payload);
 }
 
 TEST(ItemKey, RoundTripsAndSortsById) {
@@ -28,10 +31,11 @@ TEST(ItemKey, RoundTripsAndSortsById) {
 
 TEST(ItemRecord, RoundTripsEveryField) {
   const std::string bytes = sample_record();
-  EXPECT_EQ(bytes.size(), 24 + 2 * 3 + 4 * 4 + 14u);
+  EXPECT_EQ(bytes.size(), 24 + 4 * 3 + 4 * 4 + 14u);
   auto record = decode_item_record(bytes, kShape);
   ASSERT_TRUE(record.is_ok()) << record.status().to_string();
   EXPECT_EQ(record->sid, (std::vector<std::int32_t>{1, 255, 7}));
+  EXPECT_EQ(record->natural_sid, (std::vector<std::int32_t>{1, 255, 6}));
   EXPECT_EQ(record->collision_suffix, 9);
   EXPECT_EQ(record->sequence, 123456789012345ULL);
   EXPECT_EQ(record->vector, (std::vector<float>{0.5f, -1.25f, 3.0f, 1e-30f}));
@@ -41,7 +45,7 @@ TEST(ItemRecord, RoundTripsEveryField) {
 TEST(ItemRecord, EmptyPayloadAndTwoByteCodes) {
   const std::vector<std::int32_t> sid = {65535, 0};
   const std::vector<float> vector = {1.0f};
-  auto record = decode_item_record(encode_item_record(sid, 65535, 0, vector, ""), {2, 65536, 1});
+  auto record = decode_item_record(encode_item_record(sid, sid, 65535, 0, vector, ""), {2, 65536, 1});
   ASSERT_TRUE(record.is_ok()) << record.status().to_string();
   EXPECT_EQ(record->sid, sid);
   EXPECT_EQ(record->collision_suffix, 65535);
@@ -77,9 +81,24 @@ TEST(ItemRecord, RejectsAnotherShapeVersionOrTrailingBytes) {
   EXPECT_EQ(decode_item_record(bytes, {2, 256, 4}).status().code(), Status::Code::kCorruption);
   EXPECT_EQ(decode_item_record(bytes + "x", kShape).status().code(), Status::Code::kCorruption);
   std::string version = bytes;
-  version[0] = 2;
+  version[0] = 3;
   auto bad_version = decode_item_record(version, kShape);
-  EXPECT_NE(bad_version.status().message().find("version 2"), std::string::npos);
+  EXPECT_NE(bad_version.status().message().find("version 3"), std::string::npos);
+}
+
+TEST(ItemRecord, ReadsVersionOneWithTheModelSidEqualToTheStoredOne) {
+  // A version-1 record: the same header, one copy of the codes, then the vector and payload.
+  std::string bytes = sample_record();
+  bytes.erase(20 + 2 * 3, 2 * 3);  // drop the model SID
+  bytes[0] = 1;
+  bytes.resize(bytes.size() - 4);
+  const std::uint32_t crc = crc32c(0, bytes.data(), bytes.size());
+  for (int i = 0; i < 4; ++i) bytes.push_back(static_cast<char>(crc >> (8 * i)));
+  auto record = decode_item_record(bytes, kShape);
+  ASSERT_TRUE(record.is_ok()) << record.status().to_string();
+  EXPECT_EQ(record->sid, (std::vector<std::int32_t>{1, 255, 7}));
+  EXPECT_EQ(record->natural_sid, record->sid);
+  EXPECT_EQ(record->payload, R"({"word":"cat"})");
 }
 
 TEST(ItemRecord, HugeDeclaredSizesDoNotAllocate) {
@@ -100,7 +119,7 @@ TEST(ItemRecord, CodeAboveCodebookSizeIsCorruption) {
 TEST(ItemRecord, NonFiniteValueIsCorruption) {
   const std::vector<std::int32_t> sid = {1, 2, 3};
   const std::vector<float> vector = {0, std::numeric_limits<float>::quiet_NaN(), 0, 0};
-  auto record = decode_item_record(encode_item_record(sid, 0, 0, vector, ""), kShape);
+  auto record = decode_item_record(encode_item_record(sid, sid, 0, 0, vector, ""), kShape);
   EXPECT_EQ(record.status().code(), Status::Code::kCorruption);
 }
 

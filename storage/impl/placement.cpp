@@ -1,0 +1,151 @@
+#include "storage/impl/placement.h"
+
+#include <algorithm>
+#include <optional>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "index/relocate.h"
+
+namespace semid::storage::impl {
+namespace {
+
+// The largest collision suffix (2 bytes).
+constexpr std::uint32_t kMaxSuffix = 65535;
+
+// Next free suffixes of one collision group: the suffixes other members hold, and a cursor.
+class SuffixAllocator {
+ public:
+  explicit SuffixAllocator(std::vector<std::uint16_t> used) : used_(std::move(used)) {
+    std::sort(used_.begin(), used_.end());
+  }
+  // The smallest suffix that neither a member nor an earlier call holds; nullopt when all 65,536
+  // are taken.
+  std::optional<std::uint16_t> next() {
+    for (;;) {
+      while (at_ < used_.size() && used_[at_] < candidate_) ++at_;
+      if (at_ < used_.size() && used_[at_] == candidate_) {
+        ++candidate_;
+        continue;
+      }
+      break;
+    }
+    if (candidate_ > kMaxSuffix) return std::nullopt;
+    return static_cast<std::uint16_t>(candidate_++);
+  }
+
+ private:
+  std::vector<std::uint16_t> used_;
+  std::size_t at_ = 0;
+  std::uint32_t candidate_ = 0;
+};
+
+// The batch's view of which SIDs hold items: the state's, minus the batch's leaving items, plus
+// what the batch has placed so far.
+class Occupancy {
+ public:
+  Occupancy(const State& state, const std::unordered_set<std::uint64_t>& leaving)
+      : state_(state), leaving_(leaving) {}
+
+  void leave(const std::string& sid) { --delta_[sid]; }
+
+  // Whether any item is on `codes` (packed as `sid`).
+  bool taken(std::span<const std::int32_t> codes, const std::string& sid) const {
+    const auto count = state_.trie.count(codes);
+    std::int64_t held = count.is_ok() ? static_cast<std::int64_t>(*count) : 0;
+    if (const auto d = delta_.find(sid); d != delta_.end()) held += d->second;
+    return held > 0;
+  }
+
+  // A suffix on `sid` for one more item (the group's smallest free one).
+  Result<std::uint16_t> claim(std::span<const std::int32_t> codes, const std::string& sid,
+                              std::uint64_t id) {
+    auto group = groups_.find(sid);
+    if (group == groups_.end()) {
+      members_.clear();
+      SEMID_RETURN_IF_ERROR(state_.trie.append_items(codes, &members_));
+      std::vector<std::uint16_t> used;
+      used.reserve(members_.size());
+      for (std::uint64_t member : members_) {
+        if (!leaving_.contains(member)) used.push_back(state_.locations.at(member).suffix);
+      }
+      group = groups_.emplace(sid, SuffixAllocator(std::move(used))).first;
+    }
+    const auto suffix = group->second.next();
+    if (!suffix) {
+      return Status::invalid_argument("id " + std::to_string(id) + " encodes to SID " +
+                                      sid_text(codes) +
+                                      ", which already holds 65,536 items (the most one SID can)");
+    }
+    ++delta_[sid];
+    return *suffix;
+  }
+
+ private:
+  const State& state_;
+  const std::unordered_set<std::uint64_t>& leaving_;
+  std::unordered_map<std::string, std::int64_t> delta_;
+  std::unordered_map<std::string, SuffixAllocator> groups_;
+  std::vector<std::uint64_t> members_;
+};
+
+}  // namespace
+
+Result<std::vector<Placement>> place_batch(const State& state, CollisionPolicy policy,
+                                           std::span<const std::uint64_t> ids,
+                                           std::span<std::int32_t> codes, const float* vectors) {
+  const State& s = state;
+  const auto L = static_cast<std::size_t>(s.codec.levels());
+  const std::size_t n = ids.size();
+  std::vector<Placement> placements(n);
+  std::unordered_set<std::uint64_t> leaving;  // batch ids leaving their current place
+  for (std::size_t i = 0; i < n; ++i) {
+    Placement& p = placements[i];
+    p.sid = s.pack(codes.data() + i * L);
+    const auto found = s.locations.find(ids[i]);
+    if (found == s.locations.end()) continue;
+    p.old = &found->second;
+    p.keeps_place = p.old->sid == p.sid;
+    if (p.keeps_place) {
+      p.suffix = p.old->suffix;
+    } else {
+      leaving.insert(ids[i]);
+    }
+  }
+  Occupancy occupancy(s, leaving);
+  for (const Placement& p : placements) {
+    if (p.old && !p.keeps_place) occupancy.leave(p.old->sid);
+  }
+
+  std::optional<SidRelocator> relocator;
+  std::vector<float> latent;
+  if (policy == CollisionPolicy::kRelocate) {
+    relocator.emplace(*s.model);
+    latent.resize(static_cast<std::size_t>(s.model->latent_dim()));
+  }
+  const auto d = static_cast<std::size_t>(s.model->dim());
+  for (std::size_t i = 0; i < n; ++i) {
+    Placement& p = placements[i];
+    if (p.keeps_place) continue;
+    const std::span<std::int32_t> sid = codes.subspan(i * L, L);
+    if (relocator && occupancy.taken(sid, p.sid)) {
+      SEMID_RETURN_IF_ERROR(s.model->encode_latent(1, vectors + i * d, latent.data()));
+      std::vector<std::int32_t> moved(sid.begin(), sid.end());
+      const auto level = relocator->place(
+          latent.data(), moved.data(), [&](std::span<const std::int32_t> candidate) {
+            return occupancy.taken(candidate, s.pack(candidate.data()));
+          });
+      if (level && static_cast<std::size_t>(*level) < L) {
+        std::copy(moved.begin(), moved.end(), sid.begin());
+        p.sid = s.pack(sid.data());
+        p.relocated = true;
+      }
+    }
+    SEMID_ASSIGN_OR_RETURN(p.suffix, occupancy.claim(sid, p.sid, ids[i]));
+    // Back on its own place (e.g. a relocated item upserted again): nothing moves.
+    if (p.old && p.old->sid == p.sid && p.old->suffix == p.suffix) p.keeps_place = true;
+  }
+  return placements;
+}
+
+}  // namespace semid::storage::impl

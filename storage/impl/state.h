@@ -1,0 +1,76 @@
+// The in-memory half of a collection: its model, the index and trie over the stored SIDs, and each
+// item's place. Readers see one State at a time (collection.cpp publishes it with a RocksDB
+// snapshot); writers change it only under the collection's exclusive lock.
+#pragma once
+
+#include <rocksdb/db.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "index/quantizer.h"
+#include "index/sid.h"
+#include "index/status.h"
+#include "index/trie.h"
+#include "plugin/IndexRQVAE.h"
+#include "storage/record.h"
+
+namespace semid::storage::impl {
+
+// An item's place: its packed SID (SidKeyCodec::pack), collision suffix, and whether the
+// `relocate` policy moved it off the model's own SID.
+struct Location {
+  std::string sid;
+  std::uint16_t suffix = 0;
+  bool relocated = false;
+};
+
+struct State {
+  std::shared_ptr<const Quantizer> model;
+  SidKeyCodec codec;
+  std::unique_ptr<IndexRQVAE> index;
+  SidTrie trie;
+  std::unordered_map<std::uint64_t, Location> locations;
+  const rocksdb::Snapshot* snapshot = nullptr;
+
+  std::vector<std::int32_t> unpack(const std::string& sid) const {
+    std::vector<std::int32_t> codes(static_cast<std::size_t>(codec.levels()));
+    codec.unpack(reinterpret_cast<const std::uint8_t*>(sid.data()), codes.data());
+    return codes;
+  }
+  std::string pack(const std::int32_t* codes) const {
+    std::string sid(codec.sid_bytes(), '\0');
+    codec.pack(codes, reinterpret_cast<std::uint8_t*>(sid.data()));
+    return sid;
+  }
+  // The sids key of an item: packed SID | suffix (2 bytes, big-endian) | item key.
+  static std::string key(const std::string& sid, std::uint16_t suffix, std::uint64_t id) {
+    std::string key = sid;
+    key.push_back(static_cast<char>(suffix >> 8));
+    key.push_back(static_cast<char>(suffix & 0xff));
+    key += encode_item_key(id);
+    return key;
+  }
+  RecordShape shape() const { return {codec.levels(), codec.codebook_size(), model->dim()}; }
+};
+
+// An empty state for `model` (InvalidArgument when the model cannot back an index).
+Result<std::unique_ptr<State>> make_state(std::shared_ptr<const Quantizer> model);
+
+// One item as a rebuild (open, reencode) sees it.
+struct Entry {
+  std::uint64_t sequence = 0;
+  std::uint64_t id = 0;
+  std::string sid;  // packed
+  std::uint16_t suffix = 0;
+  bool relocated = false;
+};
+
+// Loads entries (sorted by sequence) into an empty state: index in sequence order, trie, locations.
+Status fill_state(State& state, const std::vector<Entry>& entries);
+
+}  // namespace semid::storage::impl
