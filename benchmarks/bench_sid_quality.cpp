@@ -8,7 +8,11 @@
 //                      decoded SID (what `semid eval` reports; the quality of the IDs themselves)
 //   recall@10 prefix   IndexRQVAE's prefix mode: items sharing the longest SID prefix with the
 //                      query's SID, ranked exactly (FAISS row: FAISS's own search instead)
-// and per model: code usage per level, collision rate, largest collision group, train seconds.
+// and per model: code usage per level, collision rate, largest collision group, the share of items
+// moved, train seconds. Each semid model has a second row "+ relocate": the same model's SIDs with
+// the relocate collision policy applied in catalogue order (index/relocate.h), i.e. what a
+// collection created with --collision-policy relocate stores; its train seconds include the
+// relocation.
 //
 // Data sets (skipped with a note when their files are missing):
 //   movielens      ../shared movielens-use512 ml-latest-small, 9,742 x 512, cosine; item queries
@@ -30,11 +34,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "index/exact_knn.h"
 #include "index/metrics.h"
+#include "index/relocate.h"
 #include "index/rq_kmeans.h"
 #include "index/rqvae.h"
 #include "index/trainer.h"
@@ -76,6 +83,7 @@ struct Row {
   std::vector<double> decoded, prefix;  // per query set
   semid::CodeHealth health;
   double train_s = 0;
+  double moved = -1;  // share of items the relocate policy moved (-1: not relocated)
 };
 
 template <class T>
@@ -175,17 +183,55 @@ double search_recall(const faiss::Index& index, const QuerySet& qs,
   return semid::recall_at_k(found, qs.truth, 10);
 }
 
-// A semid model's row: decoded recall, prefix-mode recall, health.
-Row semid_row(const std::string& method, std::shared_ptr<const semid::Quantizer> model,
-              const Dataset& ds, double train_s) {
-  Row row{method};
-  row.train_s = train_s;
-  const std::size_t n = ds.base.rows;
-  Int32Matrix codes(n, static_cast<std::size_t>(model->levels()));
-  if (auto s = model->encode(n, ds.base.data.data(), codes.data.data()); !s) {
+Int32Matrix encode_all(const semid::Quantizer& model, const Dataset& ds) {
+  Int32Matrix codes(ds.base.rows, static_cast<std::size_t>(model.levels()));
+  if (auto s = model.encode(ds.base.rows, ds.base.data.data(), codes.data.data()); !s) {
     std::fprintf(stderr, "encode: %s\n", s.to_string().c_str());
     std::exit(1);
   }
+  return codes;
+}
+
+// The relocate collision policy applied to the whole catalogue in row order, as a collection
+// ingesting it would (storage/impl/placement.cpp): returns the stored SIDs; *moved = the share of
+// items moved off their own SID.
+Int32Matrix relocated(const semid::Quantizer& model, const Dataset& ds, const Int32Matrix& codes,
+                      double* moved, double* seconds) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::size_t n = ds.base.rows, L = codes.cols;
+  const auto key = [&](std::span<const std::int32_t> sid) {
+    std::uint64_t k = 0;
+    for (std::int32_t c : sid) k = k * static_cast<std::uint64_t>(model.codebook_size()) + c;
+    return k;
+  };
+  std::unordered_set<std::uint64_t> taken;
+  Int32Matrix out = codes;
+  std::vector<float> latent(static_cast<std::size_t>(model.latent_dim()));
+  const semid::SidRelocator relocator(model);
+  std::size_t count = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::span<std::int32_t> sid(out.row(i), L);
+    if (taken.contains(key(sid))) {
+      if (auto s = model.encode_latent(1, ds.base.row(i), latent.data()); !s) std::exit(1);
+      const auto level = relocator.place(
+          latent.data(), sid.data(),
+          [&](std::span<const std::int32_t> candidate) { return taken.contains(key(candidate)); });
+      count += level && static_cast<std::size_t>(*level) < L;
+    }
+    taken.insert(key(sid));
+  }
+  *moved = static_cast<double>(count) / static_cast<double>(n);
+  *seconds = seconds_since(start);
+  return out;
+}
+
+// A semid model's row for the SIDs `codes`: decoded recall, prefix-mode recall, health.
+Row semid_row(const std::string& method, std::shared_ptr<const semid::Quantizer> model,
+              const Dataset& ds, const Int32Matrix& codes, double train_s) {
+  Row row;
+  row.method = method;
+  row.train_s = train_s;
+  const std::size_t n = ds.base.rows;
   FloatMatrix decoded(n, ds.base.cols);
   if (auto s = model->decode(n, codes.data.data(), decoded.data.data()); !s) {
     std::fprintf(stderr, "decode: %s\n", s.to_string().c_str());
@@ -193,7 +239,11 @@ Row semid_row(const std::string& method, std::shared_ptr<const semid::Quantizer>
   }
   row.health = semid::code_health(n, model->levels(), model->codebook_size(), codes.data.data());
   semid::IndexRQVAE index(model);
-  index.add(static_cast<faiss::Index::idx_t>(n), ds.base.data.data());
+  std::vector<std::uint8_t> packed(n * index.code_size);
+  for (std::size_t i = 0; i < n; ++i) {
+    index.codec().pack(codes.row(i), packed.data() + i * index.code_size);
+  }
+  index.add_codes(static_cast<faiss::Index::idx_t>(n), packed.data(), nullptr);
   semid::SearchParametersRQVAE prefix;
   prefix.mode = semid::SearchMode::kPrefix;
   for (const auto& qs : ds.query_sets) {
@@ -203,9 +253,21 @@ Row semid_row(const std::string& method, std::shared_ptr<const semid::Quantizer>
   return row;
 }
 
+// The model's own SIDs, then the same model under the relocate policy.
+void semid_rows(const std::string& method, std::shared_ptr<const semid::Quantizer> model,
+                const Dataset& ds, double train_s, std::vector<Row>* rows) {
+  const Int32Matrix codes = encode_all(*model, ds);
+  rows->push_back(semid_row(method, model, ds, codes, train_s));
+  double moved = 0, seconds = 0;
+  const Int32Matrix placed = relocated(*model, ds, codes, &moved, &seconds);
+  rows->push_back(semid_row(method + " + relocate", model, ds, placed, train_s + seconds));
+  rows->back().moved = moved;
+}
+
 // FAISS's IndexResidualQuantizer with its defaults (beam 5, FAISS's training sample).
 Row faiss_row(const Options& o, const Dataset& ds) {
-  Row row{"FAISS ResidualQuantizer (beam 5)"};
+  Row row;
+  row.method = "FAISS ResidualQuantizer (beam 5)";
   const int bits = std::countr_zero(static_cast<unsigned>(o.codebook_size));
   const faiss::MetricType metric =
       ds.metric == Metric::kCosine ? faiss::METRIC_INNER_PRODUCT : faiss::METRIC_L2;
@@ -247,9 +309,9 @@ void print_table(const Options& o, const Dataset& ds, const std::vector<Row>& ro
   std::printf("| method |");
   for (const auto& qs : ds.query_sets) std::printf(" R@10 decoded, %s |", qs.name.c_str());
   for (const auto& qs : ds.query_sets) std::printf(" R@10 prefix, %s |", qs.name.c_str());
-  std::printf(" used per level | collision rate | largest group | train s |\n|---|");
+  std::printf(" used per level | collision rate | largest group | moved | train s |\n|---|");
   for (std::size_t i = 0; i < 2 * ds.query_sets.size(); ++i) std::printf("---|");
-  std::printf("---|---|---|---|\n");
+  std::printf("---|---|---|---|---|\n");
   for (const Row& r : rows) {
     std::printf("| %s |", r.method.c_str());
     for (double v : r.decoded) std::printf(" %.4f |", v);
@@ -260,8 +322,10 @@ void print_table(const Options& o, const Dataset& ds, const std::vector<Row>& ro
       std::snprintf(buf, sizeof(buf), "%.3f", level.used_fraction);
       usage += (usage.empty() ? "" : " / ") + std::string(buf);
     }
-    std::printf(" %s | %.4f | %zu | %.1f |\n", usage.c_str(), r.health.collision_rate,
-                r.health.max_collision_group, r.train_s);
+    char moved[16] = "-";
+    if (r.moved >= 0) std::snprintf(moved, sizeof(moved), "%.4f", r.moved);
+    std::printf(" %s | %.4f | %zu | %s | %.1f |\n", usage.c_str(), r.health.collision_rate,
+                r.health.max_collision_group, moved, r.train_s);
   }
   std::fflush(stdout);
 }
@@ -316,9 +380,8 @@ int main(int argc, char** argv) {
     std::printf("[%s] RQ-VAE trained in %.1f s (%s)\n", name.c_str(), train_s,
                 vae.report.stop_reason.c_str());
     std::fflush(stdout);
-    rows.push_back(semid_row("semid RQ-VAE (default)",
-                             std::shared_ptr<const semid::Quantizer>(std::move(vae.model)), ds,
-                             train_s));
+    semid_rows("semid RQ-VAE (default)",
+               std::shared_ptr<const semid::Quantizer>(std::move(vae.model)), ds, train_s, &rows);
 
     semid::RqKMeansConfig rq{.dim = config.dim,
                              .levels = o.levels,
@@ -332,9 +395,8 @@ int main(int argc, char** argv) {
     train_s = seconds_since(start);
     std::printf("[%s] RQ-KMeans trained in %.1f s\n", name.c_str(), train_s);
     std::fflush(stdout);
-    rows.push_back(semid_row("semid RQ-KMeans (default)",
-                             std::shared_ptr<const semid::Quantizer>(std::move(kmeans)), ds,
-                             train_s));
+    semid_rows("semid RQ-KMeans (default)",
+               std::shared_ptr<const semid::Quantizer>(std::move(kmeans)), ds, train_s, &rows);
 
     if (o.faiss) rows.push_back(faiss_row(o, ds));
     print_table(o, ds, rows);
