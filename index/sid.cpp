@@ -26,8 +26,9 @@ void pack_codes(std::span<const std::int32_t> codes, std::size_t bytes_per_level
 }  // namespace
 
 Result<SidKeyCodec> SidKeyCodec::create(int levels, int codebook_size) {
-  if (levels < 1 || levels > 16) {
-    return Status::invalid_argument("levels = " + std::to_string(levels) + ": must be in [1, 16]");
+  if (levels < 1 || levels > kMaxLevels) {
+    return Status::invalid_argument("levels = " + std::to_string(levels) + ": must be in [1, " +
+                                    std::to_string(kMaxLevels) + "]");
   }
   if (codebook_size < 2 || codebook_size > 65536) {
     return Status::invalid_argument("codebook_size = " + std::to_string(codebook_size) +

@@ -39,9 +39,11 @@ class SidKeyCodec {
   // Bytes of the collision suffix and of the item id in a key.
   static constexpr std::size_t kSuffixBytes = 2;
   static constexpr std::size_t kItemIdBytes = 8;
+  // The most levels a SID may have.
+  static constexpr int kMaxLevels = 16;
 
-  // InvalidArgument for levels outside [1, 16] or codebook_size outside [2, 65536] (the ranges of
-  // the models' configs).
+  // InvalidArgument for levels outside [1, kMaxLevels] or codebook_size outside [2, 65536] (the
+  // ranges of the models' configs).
   static Result<SidKeyCodec> create(int levels, int codebook_size);
 
   int levels() const { return levels_; }

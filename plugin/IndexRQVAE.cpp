@@ -13,6 +13,7 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <numeric>
 #include <span>
 #include <typeinfo>
 
@@ -92,27 +93,33 @@ SidTrie make_trie(const SidKeyCodec& codec) {
   return std::move(trie).value();
 }
 
-// The `capacity` best-scoring items of a scan: a min-heap of (score, position), filled only by
-// items the IDSelector admits (asked only for items that would enter the heap).
+// The `capacity` best-scoring items of a scan: a min-heap of (score, key), filled only by items
+// the IDSelector admits (asked only for items that would enter the heap). The key is the item's
+// order key (IndexRQVAE::order_key): equal scores — items sharing a SID score alike — are broken by
+// it, so the shortlist does not depend on where items sit in the index.
 class ScanHeap {
  public:
-  ScanHeap(std::size_t capacity, float* scores, idx_t* positions)
-      : capacity_(capacity), scores_(scores), positions_(positions) {}
+  ScanHeap(std::size_t capacity, float* scores, idx_t* keys)
+      : capacity_(capacity), scores_(scores), keys_(keys) {}
 
+  // Whether (score, key) would enter; true for every score above threshold().
+  bool enters(float score, idx_t key) const {
+    return size_ < capacity_ || MaxKeeper::cmp2(scores_[0], score, keys_[0], key);
+  }
   template <class Admit>
-  void offer(float score, idx_t position, const Admit& admit) {
+  void offer(float score, idx_t key, std::uint64_t position, const Admit& admit) {
+    if (!enters(score, key) || !admit(position)) return;
     if (size_ < capacity_) {
-      if (admit(position))
-        faiss::heap_push<MaxKeeper>(++size_, scores_, positions_, score, position);
-    } else if (score > scores_[0] && admit(position)) {
-      faiss::heap_replace_top<MaxKeeper>(capacity_, scores_, positions_, score, position);
+      faiss::heap_push<MaxKeeper>(++size_, scores_, keys_, score, key);
+    } else {
+      faiss::heap_replace_top<MaxKeeper>(capacity_, scores_, keys_, score, key);
     }
   }
-  // Scores at or below this cannot enter.
+  // Scores below this cannot enter (equal ones may, by key).
   float threshold() const { return size_ < capacity_ ? -kInfinity : scores_[0]; }
-  // Sorts the kept items best first; returns how many there are.
+  // Sorts the kept items best first; returns how many there are (their keys in keys[0..)).
   std::size_t finish() {
-    faiss::heap_reorder<MaxKeeper>(size_, scores_, positions_);
+    faiss::heap_reorder<MaxKeeper>(size_, scores_, keys_);
     return size_;
   }
 
@@ -120,7 +127,7 @@ class ScanHeap {
   std::size_t capacity_;
   std::size_t size_ = 0;
   float* scores_;
-  idx_t* positions_;
+  idx_t* keys_;
 };
 
 // <a, b> and ||a - b||^2 over d floats. Debian's FAISS computes these with its scalar reference
@@ -323,15 +330,23 @@ void IndexRQVAE::index_item(std::size_t position, const std::int32_t* sid) {
   Level1Group& group = level1_groups_[static_cast<std::size_t>(sid[0])];
   const float norm = item_norms_[position];
   group.min_norm = group.positions.empty() ? norm : std::min(group.min_norm, norm);
+  group_slots_.push_back(static_cast<std::uint32_t>(group.positions.size()));
   group.positions.push_back(static_cast<std::uint32_t>(position));
   group.norms.push_back(norm);
   const std::uint8_t* code = codes.data() + position * code_size;
   group.tails.insert(group.tails.end(), code + codec_.bytes_per_level(), code + code_size);
+  if (has_ids_ && distinct_ids_ && !positions_.emplace(ids_[position], position).second) {
+    distinct_ids_ = false;  // a repeated id: removal compacts, ties go by position
+    positions_.clear();
+  }
 }
 
 void IndexRQVAE::clear_item_index() {
   trie_.clear();
   level1_groups_.assign(static_cast<std::size_t>(codebook_size()), {});
+  group_slots_.clear();
+  positions_.clear();
+  distinct_ids_ = true;
 }
 
 void IndexRQVAE::rebuild_item_index() {
@@ -343,11 +358,60 @@ void IndexRQVAE::rebuild_item_index() {
   }
 }
 
+void IndexRQVAE::remove_position(std::size_t position) {
+  const auto L = static_cast<std::size_t>(levels());
+  const auto last = static_cast<std::size_t>(ntotal - 1);
+  const std::size_t tail_size = code_size - codec_.bytes_per_level();
+  std::array<std::int32_t, SidKeyCodec::kMaxLevels> sid{};
+  codec_.unpack(codes.data() + position * code_size, sid.data());
+  check(trie_.erase({sid.data(), L}, position), "trie erase");
+  // Out of its level-1 group: the group's last entry takes its entry. The group's min_norm stays:
+  // a lower bound is still a bound (the scan may visit the group a little earlier).
+  Level1Group& group = level1_groups_[static_cast<std::size_t>(sid[0])];
+  const std::size_t slot = group_slots_[position];
+  const std::size_t end = group.positions.size() - 1;
+  if (slot != end) {
+    group.positions[slot] = group.positions[end];
+    group.norms[slot] = group.norms[end];
+    std::memcpy(group.tails.data() + slot * tail_size, group.tails.data() + end * tail_size,
+                tail_size);
+    group_slots_[group.positions[slot]] = static_cast<std::uint32_t>(slot);
+  }
+  group.positions.pop_back();
+  group.norms.pop_back();
+  group.tails.resize(end * tail_size);
+  // The last item moves into the freed position.
+  if (position != last) {
+    codec_.unpack(codes.data() + last * code_size, sid.data());
+    check(trie_.erase({sid.data(), L}, last), "trie erase");
+    check(trie_.insert({sid.data(), L}, position), "trie insert");
+    Level1Group& moved = level1_groups_[static_cast<std::size_t>(sid[0])];
+    moved.positions[group_slots_[last]] = static_cast<std::uint32_t>(position);
+    group_slots_[position] = group_slots_[last];
+    std::memcpy(codes.data() + position * code_size, codes.data() + last * code_size, code_size);
+    item_norms_[position] = item_norms_[last];
+    if (has_ids_) {
+      ids_[position] = ids_[last];
+      if (distinct_ids_) positions_[ids_[position]] = position;
+    }
+  }
+  codes.resize(last * code_size);
+  item_norms_.pop_back();
+  group_slots_.pop_back();
+  if (has_ids_) ids_.pop_back();
+  ntotal = static_cast<idx_t>(last);
+}
+
 // ---- maintenance --------------------------------------------------------------------------------
 
 void IndexRQVAE::reconstruct(idx_t key, float* recons) const {
   idx_t position = key;
-  if (has_ids_) {
+  if (distinct_ids()) {
+    const auto it = positions_.find(key);
+    FAISS_THROW_IF_NOT_FMT(it != positions_.end(),
+                           "IndexRQVAE::reconstruct: id %" PRId64 " not found", key);
+    position = static_cast<idx_t>(it->second);
+  } else if (has_ids_) {
     auto it = std::find(ids_.begin(), ids_.end(), key);
     FAISS_THROW_IF_NOT_FMT(it != ids_.end(), "IndexRQVAE::reconstruct: id %" PRId64 " not found",
                            key);
@@ -360,6 +424,43 @@ void IndexRQVAE::reconstruct(idx_t key, float* recons) const {
 }
 
 std::size_t IndexRQVAE::remove_ids(const faiss::IDSelector& sel) {
+  if (!distinct_ids()) return compact(sel);
+  // The selectors that list their ids: O(levels) per id, whatever ntotal is.
+  if (const auto* batch = dynamic_cast<const faiss::IDSelectorBatch*>(&sel)) {
+    const std::vector<idx_t> listed(batch->set.begin(), batch->set.end());
+    return remove_labels(static_cast<idx_t>(listed.size()), listed.data());
+  }
+  if (const auto* array = dynamic_cast<const faiss::IDSelectorArray*>(&sel)) {
+    return remove_labels(static_cast<idx_t>(array->n), array->ids);
+  }
+  std::vector<idx_t> members;
+  for (idx_t id : ids_) {
+    if (sel.is_member(id)) members.push_back(id);
+  }
+  return remove_labels(static_cast<idx_t>(members.size()), members.data());
+}
+
+std::size_t IndexRQVAE::remove_labels(idx_t n, const idx_t* xids) {
+  FAISS_THROW_IF_NOT_FMT(n >= 0, "IndexRQVAE::remove_labels: n = %" PRId64 " must be >= 0", n);
+  if (n == 0) return 0;
+  FAISS_THROW_IF_NOT_MSG(xids, "IndexRQVAE::remove_labels: xids is null");
+  if (!distinct_ids()) {
+    const faiss::IDSelectorBatch selector(static_cast<std::size_t>(n), xids);
+    return compact(selector);
+  }
+  std::size_t removed = 0;
+  for (idx_t i = 0; i < n; ++i) {
+    const auto it = positions_.find(xids[i]);
+    if (it == positions_.end()) continue;  // not held, or listed twice
+    const std::size_t position = it->second;
+    positions_.erase(it);
+    remove_position(position);
+    ++removed;
+  }
+  return removed;
+}
+
+std::size_t IndexRQVAE::compact(const faiss::IDSelector& sel) {
   idx_t kept = 0;
   for (idx_t i = 0; i < ntotal; ++i) {
     if (sel.is_member(label(static_cast<std::size_t>(i)))) continue;
@@ -434,7 +535,7 @@ struct RqvaeSearch {
   struct ScanBuffers {
     std::vector<float> lut;
     std::vector<float> heap_scores;
-    std::vector<idx_t> heap_positions;
+    std::vector<idx_t> heap_keys;
     std::vector<std::uint64_t> candidates;
     std::vector<std::int32_t> sid;
     std::vector<std::pair<float, std::uint32_t>> groups;  // (bound, level-1 code)
@@ -500,7 +601,9 @@ struct RqvaeSearch {
   void scan_with(const float* lut, std::size_t count, std::size_t first_level,
                  const Candidate& candidate, ScanHeap& heap) const {
     const std::size_t level_count = kLevels > 0 ? kLevels : levels;
-    const auto admit = [this](idx_t position) { return admits(position); };
+    const auto admit = [this](std::uint64_t position) {
+      return admits(static_cast<idx_t>(position));
+    };
     for (std::size_t i = 0; i < count; ++i) {
       float score;
       const std::uint8_t* code;
@@ -510,7 +613,10 @@ struct RqvaeSearch {
         const unsigned c = kBytes == 1 ? code[0] : (static_cast<unsigned>(code[0]) << 8 | code[1]);
         score += lut[l * codebook_size + c];
       }
-      if (score > heap.threshold()) heap.offer(score, static_cast<idx_t>(position), admit);
+      if (score >= heap.threshold()) {
+        const idx_t key = index.order_key(position);
+        heap.offer(score, key, position, admit);
+      }
     }
   }
   template <class Candidate>
@@ -650,7 +756,19 @@ void RqvaeSearch::decode_for_ranking(std::size_t count, const std::uint64_t* pos
 void RqvaeSearch::for_each_decoded_chunk(
     const std::function<void(std::size_t, const float*, const idx_t*)>& fn) const {
   bool all = false;
-  const std::vector<std::uint64_t> filtered = filtered_positions(&all);
+  std::vector<std::uint64_t> filtered = filtered_positions(&all);
+  if (index.has_ids_) {
+    // Chunks in label order, so that equal distances resolve alike wherever the items sit.
+    if (all) {
+      filtered.resize(static_cast<std::size_t>(index.ntotal));
+      std::iota(filtered.begin(), filtered.end(), std::uint64_t{0});
+      all = false;
+    }
+    std::sort(filtered.begin(), filtered.end(), [this](std::uint64_t a, std::uint64_t b) {
+      const idx_t la = index.ids_[a], lb = index.ids_[b];
+      return la != lb ? la < lb : a < b;
+    });
+  }
   const std::size_t candidates = all ? static_cast<std::size_t>(index.ntotal) : filtered.size();
   std::vector<std::uint64_t> positions;
   std::vector<idx_t> labels;
@@ -787,7 +905,7 @@ void RqvaeSearch::shortlist_block(idx_t n, const float* latents, const std::int3
     ScanBuffers buffers;
     buffers.lut.resize(levels * codebook_size);
     buffers.heap_scores.resize(shortlist);
-    buffers.heap_positions.resize(shortlist);
+    buffers.heap_keys.resize(shortlist);
     buffers.sid.resize(levels);
     // Dynamic: pruning makes the work per query uneven.
 #pragma omp for schedule(dynamic, 4)
@@ -807,7 +925,7 @@ void RqvaeSearch::shortlist_block(idx_t n, const float* latents, const std::int3
 std::size_t RqvaeSearch::shortlist_cosine(const float* latent,
                                           const std::vector<std::uint64_t>& filtered, bool all,
                                           ScanBuffers& buffers, idx_t* slots) const {
-  ScanHeap heap(shortlist, buffers.heap_scores.data(), buffers.heap_positions.data());
+  ScanHeap heap(shortlist, buffers.heap_scores.data(), buffers.heap_keys.data());
   const auto keep_all = [](std::uint64_t) { return true; };
   const float* lut = buffers.lut.data();
   if (beam > 0) {
@@ -819,7 +937,9 @@ std::size_t RqvaeSearch::shortlist_cosine(const float* latent,
     scan_list(lut, filtered.data(), filtered.size(), keep_all, heap);
   }
   const std::size_t kept = heap.finish();
-  std::copy_n(buffers.heap_positions.data(), kept, slots);
+  for (std::size_t i = 0; i < kept; ++i) {
+    slots[i] = static_cast<idx_t>(index.position_of_key(buffers.heap_keys[i]));
+  }
   return kept;
 }
 
@@ -840,7 +960,7 @@ void RqvaeSearch::scan_groups(const float* lut, ScanBuffers& buffers, ScanHeap& 
   std::sort(order.begin(), order.end(), std::greater<>());
   const std::size_t tail_size = index.code_size - index.codec_.bytes_per_level();
   for (const auto& [bound, code] : order) {
-    if (!(bound > heap.threshold())) break;
+    if (bound < heap.threshold()) break;
     const IndexRQVAE::Level1Group& group = index.level1_groups_[code];
     const float head = lut[code];
     scan(
@@ -866,14 +986,16 @@ std::size_t RqvaeSearch::shortlist_prefix(const std::int32_t* query_sid, ScanBuf
   auto take_group = [&](std::span<const std::int32_t> under, int length) {
     candidates.clear();
     expect_ok(index.trie_.append_items(under, &candidates));
-    ScanHeap heap(shortlist, buffers.heap_scores.data(), buffers.heap_positions.data());
+    ScanHeap heap(shortlist, buffers.heap_scores.data(), buffers.heap_keys.data());
     const auto exactly = [&](std::uint64_t position) {
       index.codec_.unpack(index.codes.data() + position * index.code_size, buffers.sid.data());
       return shared_levels(buffers.sid.data(), query_sid, static_cast<int>(levels)) == length;
     };
     scan_list(buffers.lut.data(), candidates.data(), candidates.size(), exactly, heap);
     const std::size_t kept = heap.finish();
-    std::copy_n(buffers.heap_positions.data(), kept, slots + count);
+    for (std::size_t i = 0; i < kept; ++i) {
+      slots[count + i] = static_cast<idx_t>(index.position_of_key(buffers.heap_keys[i]));
+    }
     std::fill_n(shared + count, kept, static_cast<std::int8_t>(length));
     count += kept;
   };

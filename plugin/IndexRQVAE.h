@@ -17,6 +17,13 @@
 // every other item's label. One index holds one kind of label: mixing add() and add_with_ids()
 // throws (reset() first). IDSelectors (SearchParameters::sel, remove_ids) see these labels.
 //
+// Removal with caller ids (all distinct, as storage/ keeps them): O(levels) per item, not O(ntotal)
+// — the last item moves into the freed position (one trie path and one level-1 group entry
+// change), every other item stays put; reconstruct() finds an id by hash. Results never depend on
+// where items sit: equal scores are broken by label, so an index rebuilt in another order (a
+// restart) answers alike. Positional labels (and repeated caller ids) compact instead, as FAISS's
+// IndexFlatCodes does.
+//
 // Search modes (SearchParametersRQVAE::mode):
 //  - kCosine (default): the query is encoded to the latent once; every candidate item is scored by
 //    a per-level lookup table, score = 2 <z, s> - ||s||^2 = ||z||^2 - ||z - s||^2 where z is the
@@ -58,6 +65,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "index/quantizer.h"
@@ -149,10 +157,15 @@ struct IndexRQVAE : faiss::IndexFlatCodes {
                     const faiss::SearchParameters* params = nullptr) const override;
 
   // The reconstruction of the item labelled `key` (d floats): by position after add(), by caller
-  // id after add_with_ids() (a linear lookup, O(ntotal); wrap in IndexIDMap2 for a hashed one).
+  // id after add_with_ids() (hashed; a linear lookup when ids repeat).
   void reconstruct(idx_t key, float* recons) const override;
-  // Removes the items whose label `sel` holds; returns how many.
+  // Removes the items whose label `sel` holds; returns how many. With distinct caller ids an
+  // IDSelectorBatch or IDSelectorArray costs O(levels) per listed id, any other selector one
+  // is_member call per item plus O(levels) per removed one.
   std::size_t remove_ids(const faiss::IDSelector& sel) override;
+  // Removes the items labelled xids[0..n) (labels the index does not hold are skipped); returns
+  // how many.
+  std::size_t remove_labels(idx_t n, const idx_t* xids);
   void reset() override;
   // Moves other's items (an IndexRQVAE over a model with the same content hash, with the same
   // kind of labels) to the end of this index. Caller ids are shifted by add_id, as IndexIDMap does.
@@ -174,8 +187,21 @@ struct IndexRQVAE : faiss::IndexFlatCodes {
   void index_item(std::size_t position, const std::int32_t* sid);
   void clear_item_index();
   void rebuild_item_index();
+  // Removes by compaction (positions after each removed item shift down): positional labels.
+  std::size_t compact(const faiss::IDSelector& sel);
+  // Removes the item at `position` in O(levels): the last item takes its place.
+  void remove_position(std::size_t position);
   idx_t label(std::size_t position) const {
     return has_ids_ ? ids_[position] : static_cast<idx_t>(position);
+  }
+  bool distinct_ids() const { return has_ids_ && distinct_ids_; }
+  // What breaks ties between equal scores: the label where labels are distinct (so results do not
+  // depend on the layout), else the position. position_of_key inverts it.
+  idx_t order_key(std::uint64_t position) const {
+    return distinct_ids() ? ids_[position] : static_cast<idx_t>(position);
+  }
+  std::uint64_t position_of_key(idx_t key) const {
+    return distinct_ids() ? positions_.find(key)->second : static_cast<std::uint64_t>(key);
   }
 
   std::shared_ptr<const Quantizer> model_;
@@ -188,6 +214,11 @@ struct IndexRQVAE : faiss::IndexFlatCodes {
   std::vector<float> item_norms_;
   bool has_ids_ = false;
   std::vector<idx_t> ids_;
+  // With caller ids: label -> position, kept while every label is distinct (distinct_ids_).
+  std::unordered_map<idx_t, std::size_t> positions_;
+  bool distinct_ids_ = true;
+  // Per position: the item's entry in its level-1 group (what removal updates).
+  std::vector<std::uint32_t> group_slots_;
   SidTrie trie_;
   // The items again, grouped by first-level code, each group contiguous (positions, norm terms,
   // and the codes of levels 2..L): the full scan visits the groups best bound first, skips those

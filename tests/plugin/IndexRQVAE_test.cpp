@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <cfloat>
+#include <random>
 #include <set>
 
 #include "index/rq_kmeans.h"
@@ -304,6 +305,117 @@ TEST(IndexRQVAE, RemoveIdsThenSearch) {
       EXPECT_EQ((label - 1000) % 10, 0);
     }
   }
+}
+
+// 400 items on 2x8 SIDs (64 SIDs: most items share theirs, so equal scores are everywhere).
+struct TiedItems {
+  std::vector<std::uint8_t> codes;
+  std::vector<idx_t> ids;
+};
+
+TiedItems tied_items(const SidKeyCodec& codec) {
+  TiedItems t;
+  t.codes = testing::random_codes(codec, 400, 8, 21);
+  for (std::size_t i = 0; i < 400; ++i) t.ids.push_back(5000 + static_cast<idx_t>(i) * 3);
+  return t;
+}
+
+TEST(IndexRQVAE, RemovingACallerIdMovesOnlyTheLastItem) {
+  IndexRQVAE index(testing::random_model(12, 2, 8));
+  const TiedItems t = tied_items(index.codec());
+  index.add_codes(400, t.codes.data(), t.ids.data());
+  const std::vector<idx_t> before = index.ids();
+  const idx_t doomed = t.ids[17];
+  EXPECT_EQ(index.remove_labels(1, &doomed), 1u);
+  ASSERT_EQ(index.ntotal, 399);
+  for (std::size_t p = 0; p < 399; ++p) {
+    EXPECT_EQ(index.ids()[p], p == 17 ? before[399] : before[p]) << p;
+  }
+  EXPECT_EQ(sid_at(index, 17), [&] {
+    std::vector<std::int32_t> sid(2);
+    index.codec().unpack(t.codes.data() + 399 * index.code_size, sid.data());
+    return sid;
+  }());
+  EXPECT_EQ(*index.trie().count({}), 399u);
+  EXPECT_EQ(index.remove_labels(1, &doomed), 0u);  // gone already
+  std::vector<float> recon(12);
+  EXPECT_THROW(index.reconstruct(doomed, recon.data()), faiss::FaissException);
+}
+
+TEST(IndexRQVAE, RemovalsAndReAddsAnswerLikeAFreshBuild) {
+  const auto model = testing::random_model(12, 2, 8);
+  IndexRQVAE live(model);
+  const TiedItems t = tied_items(live.codec());
+  live.add_codes(400, t.codes.data(), t.ids.data());
+  // Remove a third (by label list, by batch selector and by range selector), re-add some of them.
+  std::mt19937_64 rng(5);
+  std::set<std::size_t> gone;
+  while (gone.size() < 130) gone.insert(rng() % 400);
+  std::vector<idx_t> listed;
+  for (std::size_t r : gone) listed.push_back(t.ids[r]);
+  std::shuffle(listed.begin(), listed.end(), rng);
+  EXPECT_EQ(live.remove_labels(60, listed.data()), 60u);
+  faiss::IDSelectorBatch batch(70, listed.data() + 60);
+  EXPECT_EQ(live.remove_ids(batch), 70u);
+  std::vector<std::size_t> back(gone.begin(), gone.end());
+  back.resize(40);
+  for (std::size_t r : back) {
+    live.add_codes(1, t.codes.data() + r * live.code_size, &t.ids[r]);
+    gone.erase(r);
+  }
+  // The same items, added in reverse order of id.
+  IndexRQVAE fresh(model);
+  for (std::size_t r = 400; r-- > 0;) {
+    if (!gone.contains(r)) fresh.add_codes(1, t.codes.data() + r * fresh.code_size, &t.ids[r]);
+  }
+  ASSERT_EQ(live.ntotal, fresh.ntotal);
+  ASSERT_NE(live.ids(), fresh.ids());
+
+  const auto queries = testing::random_vectors(30, 12, 31);
+  std::vector<SearchParametersRQVAE> all;
+  for (SearchMode mode : {SearchMode::kCosine, SearchMode::kPrefix, SearchMode::kExhaustive}) {
+    all.push_back(params_for(mode));
+  }
+  all.push_back(params_for(SearchMode::kCosine));
+  all.back().beam = 3;
+  all.push_back(params_for(SearchMode::kCosine));
+  all.back().prefix = {4};
+  all.push_back(params_for(SearchMode::kCosine));
+  all.back().shortlist = 12;
+  faiss::IDSelectorRange some(5000, 5600);
+  all.push_back(params_for(SearchMode::kPrefix));
+  all.back().sel = &some;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const Results a = search(live, queries, 10, &all[i]);
+    const Results b = search(fresh, queries, 10, &all[i]);
+    EXPECT_EQ(a.labels, b.labels) << "parameter set " << i;
+    EXPECT_EQ(a.distances, b.distances) << "parameter set " << i;
+  }
+  for (std::int32_t c = 0; c < 8; ++c) {
+    const std::vector<std::int32_t> prefix = {c};
+    EXPECT_EQ(*live.trie().count(prefix), *fresh.trie().count(prefix)) << c;
+  }
+  std::vector<float> x(12), y(12);
+  for (std::size_t r = 0; r < 400; r += 7) {
+    if (gone.contains(r)) continue;
+    live.reconstruct(t.ids[r], x.data());
+    fresh.reconstruct(t.ids[r], y.data());
+    EXPECT_EQ(x, y) << t.ids[r];
+  }
+}
+
+TEST(IndexRQVAE, RepeatedCallerIdsAreRemovedTogether) {
+  IndexRQVAE index(testing::random_model(12, 2, 8));
+  const auto codes = testing::random_codes(index.codec(), 6, 8, 4);
+  const std::vector<idx_t> ids = {1, 2, 3, 2, 5, 2};
+  index.add_codes(6, codes.data(), ids.data());
+  const idx_t two = 2;
+  EXPECT_EQ(index.remove_labels(1, &two), 3u);
+  EXPECT_EQ(index.ids(), (std::vector<idx_t>{1, 3, 5}));
+  EXPECT_EQ(*index.trie().count({}), 3u);
+  const idx_t five = 5;
+  EXPECT_EQ(index.remove_labels(1, &five), 1u);  // distinct again: the hashed path
+  EXPECT_EQ(index.ids(), (std::vector<idx_t>{1, 3}));
 }
 
 TEST(IndexRQVAE, CallerIdsAreTheLabels) {
