@@ -23,31 +23,35 @@ nlohmann::json CodeHealth::to_json() const {
           {"max_collision_group", max_collision_group}};
 }
 
+LevelUsage level_usage(std::span<const std::uint64_t> counts, std::uint64_t n) {
+  LevelUsage u;
+  double entropy = 0;
+  std::uint64_t top = 0;
+  for (std::uint64_t count : counts) {
+    if (count == 0) continue;
+    ++u.used_codes;
+    top = std::max(top, count);
+    const double p = static_cast<double>(count) / static_cast<double>(n);
+    entropy -= p * std::log(p);
+  }
+  u.used_fraction = counts.empty() ? 0 : static_cast<double>(u.used_codes) / counts.size();
+  u.perplexity = n > 0 ? std::exp(entropy) : 0;
+  u.entropy_bits = entropy / std::log(2.0);
+  u.top_code_share = n > 0 ? static_cast<double>(top) / static_cast<double>(n) : 0;
+  return u;
+}
+
 CodeHealth code_health(std::size_t n, int levels, int codebook_size, const std::int32_t* codes) {
   CodeHealth h;
   h.items = n;
   const auto L = static_cast<std::size_t>(levels);
   for (std::size_t l = 0; l < L; ++l) {
-    std::vector<std::size_t> counts(static_cast<std::size_t>(codebook_size), 0);
+    std::vector<std::uint64_t> counts(static_cast<std::size_t>(codebook_size), 0);
     for (std::size_t i = 0; i < n; ++i) {
       const std::int32_t c = codes[i * L + l];
       if (c >= 0 && c < codebook_size) ++counts[static_cast<std::size_t>(c)];
     }
-    LevelUsage u;
-    double entropy = 0;
-    std::size_t top = 0;
-    for (std::size_t count : counts) {
-      if (count == 0) continue;
-      ++u.used_codes;
-      top = std::max(top, count);
-      const double p = static_cast<double>(count) / static_cast<double>(n);
-      entropy -= p * std::log(p);
-    }
-    u.used_fraction = static_cast<double>(u.used_codes) / codebook_size;
-    u.perplexity = n > 0 ? std::exp(entropy) : 0;
-    u.entropy_bits = entropy / std::log(2.0);
-    u.top_code_share = n > 0 ? static_cast<double>(top) / static_cast<double>(n) : 0;
-    h.levels.push_back(u);
+    h.levels.push_back(level_usage(counts, n));
   }
   // Group items by their full tuple; 64-bit mixing of the codes keys the map, and equal keys are
   // confirmed by comparing the tuples, so a hash clash cannot merge distinct SIDs.

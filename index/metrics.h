@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <vector>
 
 #include "index/vecs_io.h"
@@ -28,6 +29,9 @@ struct CodeHealth {
   std::size_t max_collision_group = 0;  // most items on one SID (1 when there is no collision)
   nlohmann::json to_json() const;
 };
+
+// The usage figures of one level from its per-code item counts (counts.size() = K) over n items.
+LevelUsage level_usage(std::span<const std::uint64_t> counts, std::uint64_t n);
 
 // codes: n * levels values in [0, codebook_size) (codes[i * levels + l]).
 CodeHealth code_health(std::size_t n, int levels, int codebook_size, const std::int32_t* codes);

@@ -293,7 +293,10 @@ struct Collection::Impl {
   }
 
   Item to_item(std::uint64_t id, ItemRecord&& record) const {
-    return Item{id, std::move(record.sid), record.collision_suffix, std::move(record.natural_sid),
+    return Item{id,
+                std::move(record.sid),
+                record.collision_suffix,
+                std::move(record.natural_sid),
                 std::move(record.vector),
                 std::move(record.payload)};
   }
@@ -325,8 +328,7 @@ struct Collection::Impl {
   Status check_upsert(std::span<const std::uint64_t> ids, std::span<const float> vectors,
                       std::span<const std::string> payloads) const;
   // The in-memory half of an upsert or a remove, after its batch is durable (exclusive lock held).
-  Status apply_upsert(std::span<const std::uint64_t> ids, const std::vector<std::int32_t>& codes,
-                      std::vector<Placement>& placements);
+  Status apply_upsert(std::span<const std::uint64_t> ids, std::vector<Placement>& placements);
   Status apply_remove(std::span<const std::uint64_t> ids);
   // Records that memory no longer matches disk; every later call fails until a reopen.
   Status mark_broken(const std::string& what);
@@ -413,8 +415,8 @@ Status Collection::Impl::load(std::shared_ptr<const Quantizer> expected_model) {
                                 std::to_string(record.sequence) + ", beyond the counter " +
                                 std::to_string(counters.next_sequence));
     }
-    entries.push_back({record.sequence, id, state->pack(record.sid.data()),
-                       record.collision_suffix, record.sid != record.natural_sid});
+    entries.push_back({record.sequence, id, state->pack(record.sid.data()), record.collision_suffix,
+                       record.sid != record.natural_sid});
     return Status::ok();
   }));
   if (entries.size() != counters.items) {
@@ -651,22 +653,18 @@ Status Collection::Impl::mark_broken(const std::string& what) {
 }
 
 Status Collection::Impl::apply_upsert(std::span<const std::uint64_t> ids,
-                                      const std::vector<std::int32_t>& codes,
                                       std::vector<Placement>& placements) {
   State& s = *state;
-  const auto L = static_cast<std::size_t>(s.codec.levels());
   const std::size_t n = ids.size();
   const std::size_t sid_bytes = s.codec.sid_bytes();
   try {
-    // Every re-upserted item moves to the end of the index (its new sequence), as a rebuild does.
+    // A re-upserted item leaves the index and comes back with its new SID: O(levels) each (the
+    // index answers alike whatever the order its items sit in).
     std::vector<idx_t> moved;
     for (std::size_t i = 0; i < n; ++i) {
       if (placements[i].old) moved.push_back(static_cast<idx_t>(ids[i]));
     }
-    if (!moved.empty()) {
-      faiss::IDSelectorBatch selector(moved.size(), moved.data());
-      s.index->remove_ids(selector);
-    }
+    s.index->remove_labels(static_cast<idx_t>(moved.size()), moved.data());
     std::vector<std::uint8_t> packed(n * sid_bytes);
     std::vector<idx_t> labels(ids.begin(), ids.end());
     for (std::size_t i = 0; i < n; ++i) {
@@ -678,16 +676,11 @@ Status Collection::Impl::apply_upsert(std::span<const std::uint64_t> ids,
   }
   for (std::size_t i = 0; i < n; ++i) {
     Placement& p = placements[i];
-    if (p.keeps_place) {
-      s.locations[ids[i]].relocated = p.relocated;
-      continue;
-    }
     Status status = Status::ok();
-    if (p.old) status = s.trie.erase(s.unpack(p.old->sid), ids[i]);
-    if (status.is_ok()) status = s.trie.insert({codes.data() + i * L, L}, ids[i]);
+    if (p.old) status = s.unfile(ids[i]);
+    if (status.is_ok()) status = s.file(ids[i], Location{std::move(p.sid), p.suffix, p.relocated});
     if (!status.is_ok())
       return mark_broken("upsert: updating the trie (" + status.to_string() + ")");
-    s.locations[ids[i]] = Location{std::move(p.sid), p.suffix, p.relocated};
   }
   return Status::ok();
 }
@@ -696,17 +689,14 @@ Status Collection::Impl::apply_remove(std::span<const std::uint64_t> ids) {
   State& s = *state;
   try {
     const std::vector<idx_t> labels(ids.begin(), ids.end());
-    faiss::IDSelectorBatch selector(labels.size(), labels.data());
-    s.index->remove_ids(selector);
+    s.index->remove_labels(static_cast<idx_t>(labels.size()), labels.data());
   } catch (const std::exception& e) {
     return mark_broken(std::string("remove: updating the index (") + e.what() + ")");
   }
   for (std::uint64_t id : ids) {
-    const auto found = s.locations.find(id);
-    const Status status = s.trie.erase(s.unpack(found->second.sid), id);
+    const Status status = s.unfile(id);
     if (!status.is_ok())
       return mark_broken("remove: updating the trie (" + status.to_string() + ")");
-    s.locations.erase(found);
   }
   return Status::ok();
 }
@@ -887,7 +877,7 @@ Status Collection::upsert(std::span<const std::uint64_t> ids, std::span<const fl
   // Durable: now the in-memory state, all at once for readers.
   std::unique_lock state_lock(im.state_mutex);
   im.next_sequence += n;
-  SEMID_RETURN_IF_ERROR(im.apply_upsert(ids, codes, placements));
+  SEMID_RETURN_IF_ERROR(im.apply_upsert(ids, placements));
   im.publish();
   return Status::ok();
 }
@@ -980,10 +970,9 @@ Status Collection::reencode(std::shared_ptr<const Quantizer> new_model) {
   for (std::size_t i = 0; i < entries.size(); ++i) {
     const Entry& e = entries[i];
     const ItemRecord& r = stored[i].record;
-    batch.Put(
-        im.family(kItems), encode_item_key(e.id),
-        encode_item_record({codes.data() + i * L, L}, {natural.data() + i * L, L}, e.suffix,
-                           e.sequence, r.vector, r.payload));
+    batch.Put(im.family(kItems), encode_item_key(e.id),
+              encode_item_record({codes.data() + i * L, L}, {natural.data() + i * L, L}, e.suffix,
+                                 e.sequence, r.vector, r.payload));
     batch.Put(im.family(kSids), State::key(e.sid, e.suffix, e.id), rocksdb::Slice());
   }
   batch.Put(im.family(kMeta), kMetaCollection,
@@ -996,6 +985,15 @@ Status Collection::reencode(std::shared_ptr<const Quantizer> new_model) {
   im.state = std::move(next);
   im.publish();
   return Status::ok();
+}
+
+Status Collection::flush() {
+  Impl& im = *impl_;
+  std::lock_guard write_lock(im.write_mutex);
+  SEMID_RETURN_IF_ERROR(im.usable());
+  rocksdb::FlushOptions options;
+  options.wait = true;
+  return from_rocks(im.db()->Flush(options, im.database.families), "flush of " + im.dir);
 }
 
 Status Collection::create_snapshot(const std::string& snapshot_dir) {
@@ -1289,21 +1287,11 @@ Result<CollectionStats> Collection::stats() const {
   }
   stats.index_code_bytes = s.index->codes.size();
   stats.trie_bytes = s.trie.memory_bytes();
-  const auto L = static_cast<std::size_t>(s.codec.levels());
-  std::vector<std::int32_t> codes;
-  codes.reserve(stats.items * L);
-  std::unordered_map<std::string, std::size_t> group_sizes;
-  for (const auto& [id, location] : s.locations) {
-    const auto sid = s.unpack(location.sid);
-    codes.insert(codes.end(), sid.begin(), sid.end());
-    ++group_sizes[location.sid];
-    stats.max_collision_suffix =
-        std::max<std::uint32_t>(stats.max_collision_suffix, location.suffix);
-    stats.relocated_items += location.relocated;
-  }
+  stats.max_collision_suffix = s.suffixes.empty() ? 0 : s.suffixes.rbegin()->first;
+  stats.relocated_items = s.relocated;
   stats.collision_policy = im.policy;
-  for (const auto& [sid, size] : group_sizes) stats.collision_groups += size > 1;
-  stats.codes = code_health(stats.items, stats.levels, stats.codebook_size, codes.data());
+  stats.codes = s.counts.health();
+  stats.collision_groups = s.counts.collision_groups();
   return stats;
 }
 

@@ -232,6 +232,10 @@ class Collection {
   // one atomic WriteBatch, then swaps the in-memory state. A no-op when the hashes are equal.
   Status reencode(std::shared_ptr<const Quantizer> new_model);
 
+  // Writes the memtables to SST files and waits, so the write-ahead log they came from is retired
+  // and the next open has nothing to replay (what a bulk load does at its end).
+  Status flush();
+
   // A consistent copy of the collection in `snapshot_dir` (must not exist) through RocksDB's
   // Checkpoint (hard links where possible). Writers wait meanwhile; readers do not.
   Status create_snapshot(const std::string& snapshot_dir);

@@ -6,12 +6,14 @@
 #include <rocksdb/db.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "index/code_counts.h"
 #include "index/quantizer.h"
 #include "index/sid.h"
 #include "index/status.h"
@@ -36,6 +38,16 @@ struct State {
   SidTrie trie;
   std::unordered_map<std::uint64_t, Location> locations;
   const rocksdb::Snapshot* snapshot = nullptr;
+  // Running counters over the stored SIDs, so stats cost O(levels * K), not O(items).
+  CodeCounts counts;
+  std::map<std::uint16_t, std::uint64_t> suffixes;  // items per collision suffix in use
+  std::uint64_t relocated = 0;                      // items `relocate` moved off their SID
+
+  // Files item `id` (not filed yet) at `where`: the trie, its location and the counters. The index
+  // is the caller's (it takes items in batches).
+  Status file(std::uint64_t id, Location where);
+  // Takes item `id` out of the trie, the locations and the counters (NotFound when absent).
+  Status unfile(std::uint64_t id);
 
   std::vector<std::int32_t> unpack(const std::string& sid) const {
     std::vector<std::int32_t> codes(static_cast<std::size_t>(codec.levels()));

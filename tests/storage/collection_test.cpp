@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 #include <map>
 #include <set>
@@ -55,6 +56,29 @@ std::vector<std::string> payloads_for(const std::vector<std::uint64_t>& ids) {
   for (std::uint64_t id : ids)
     out.push_back(id % 3 == 0 ? "" : R"({"id":)" + std::to_string(id) + "}");
   return out;
+}
+
+TEST_F(CollectionTest, FlushRetiresTheWriteAheadLog) {
+  const auto wal_bytes = [&] {
+    std::uintmax_t total = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir_)) {
+      if (e.path().extension() == ".log") total += e.file_size();
+    }
+    return total;
+  };
+  auto c = create();
+  const auto ids = id_range(0, 600);
+  ASSERT_TRUE(c->upsert(ids, random_vectors(600, kDim, 3)).is_ok());
+  EXPECT_GT(wal_bytes(), 600u * kDim * sizeof(float));
+  ASSERT_TRUE(c->flush().is_ok());
+  EXPECT_LT(wal_bytes(), 4096u);
+  ASSERT_TRUE(c->close().is_ok());
+  c.reset();
+  auto reopened = Collection::open(dir_);
+  ASSERT_TRUE(reopened.is_ok()) << reopened.status().to_string();
+  EXPECT_EQ((*reopened)->size(), 600u);
+  ASSERT_TRUE((*reopened)->close().is_ok());
+  EXPECT_EQ((*reopened)->flush().code(), Status::Code::kFailedPrecondition);
 }
 
 TEST_F(CollectionTest, StoresItemsAndReopensThemBitForBit) {
@@ -588,8 +612,8 @@ TEST_F(CollectionTest, RelocateKeepsSidsUniqueWithoutSuffixes) {
     auto item = c->get(ids[i]);
     ASSERT_TRUE(item.is_ok());
     EXPECT_EQ(item->collision_suffix, 0);
-    EXPECT_EQ(item->natural_sid, std::vector<std::int32_t>(codes.begin() + 2 * i,
-                                                           codes.begin() + 2 * i + 2));
+    EXPECT_EQ(item->natural_sid,
+              std::vector<std::int32_t>(codes.begin() + 2 * i, codes.begin() + 2 * i + 2));
     EXPECT_TRUE(sids.insert(item->sid).second) << "id " << ids[i];
     relocated += item->sid != item->natural_sid;
     placed[ids[i]] = item->sid;
