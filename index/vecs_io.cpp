@@ -406,10 +406,8 @@ Status check_finite(const std::string& path, const FloatMatrix& m, std::size_t f
 }
 
 template <typename T>
-Result<Matrix<T>> read_matrix(const std::string& path, const ReadOptions& options) {
-  SEMID_ASSIGN_OR_RETURN(const VecsFormat format, format_from_path(path));
-  SEMID_ASSIGN_OR_RETURN(auto file, MappedFile::open(path));
-  SEMID_ASSIGN_OR_RETURN(const Layout layout, parse_layout(path, file->bytes(), format));
+Result<Matrix<T>> read_matrix(const std::string& path, const std::uint8_t* base,
+                              const Layout& layout, const ReadOptions& options) {
   if (!can_read_as<T>(layout.dtype)) {
     return invalid(path, std::string("holds ") + dtype_name(layout.dtype) +
                              " values, which cannot be read as " + dtype_name(dtype_of<T>()));
@@ -424,7 +422,6 @@ Result<Matrix<T>> read_matrix(const std::string& path, const ReadOptions& option
     return invalid(path, "too many values to hold in memory");
   }
   Matrix<T> out(count, layout.cols);
-  const std::uint8_t* base = file->bytes().data();
   Status copied;
   switch (layout.dtype) {
     case Dtype::kFloat32:
@@ -456,6 +453,38 @@ Result<Matrix<T>> read_matrix(const std::string& path, const ReadOptions& option
   }
   return out;
 }
+
+}  // namespace
+
+struct VectorFile::Impl {
+  std::string path;
+  std::unique_ptr<MappedFile> file;
+  Layout layout;
+};
+
+Result<VectorFile> VectorFile::open(const std::string& path) {
+  SEMID_ASSIGN_OR_RETURN(const VecsFormat format, format_from_path(path));
+  SEMID_ASSIGN_OR_RETURN(auto file, MappedFile::open(path));
+  SEMID_ASSIGN_OR_RETURN(const Layout layout, parse_layout(path, file->bytes(), format));
+  return VectorFile(std::shared_ptr<const Impl>(new Impl{path, std::move(file), layout}));
+}
+
+VecsShape VectorFile::shape() const { return {impl_->layout.rows, impl_->layout.cols}; }
+const std::string& VectorFile::path() const { return impl_->path; }
+
+Result<FloatMatrix> VectorFile::read_floats(const ReadOptions& options) const {
+  return read_matrix<float>(impl_->path, impl_->file->bytes().data(), impl_->layout, options);
+}
+Result<Int32Matrix> VectorFile::read_int32(const ReadOptions& options) const {
+  return read_matrix<std::int32_t>(impl_->path, impl_->file->bytes().data(), impl_->layout,
+                                   options);
+}
+Result<Int64Matrix> VectorFile::read_int64(const ReadOptions& options) const {
+  return read_matrix<std::int64_t>(impl_->path, impl_->file->bytes().data(), impl_->layout,
+                                   options);
+}
+
+namespace {
 
 // ---- writing ------------------------------------------------------------------------------------
 
@@ -570,20 +599,21 @@ const char* format_name(VecsFormat format) {
 }
 
 Result<VecsShape> read_shape(const std::string& path) {
-  SEMID_ASSIGN_OR_RETURN(const VecsFormat format, format_from_path(path));
-  SEMID_ASSIGN_OR_RETURN(auto file, MappedFile::open(path));
-  SEMID_ASSIGN_OR_RETURN(const Layout layout, parse_layout(path, file->bytes(), format));
-  return VecsShape{layout.rows, layout.cols};
+  SEMID_ASSIGN_OR_RETURN(const VectorFile file, VectorFile::open(path));
+  return file.shape();
 }
 
 Result<FloatMatrix> read_float_vectors(const std::string& path, const ReadOptions& options) {
-  return read_matrix<float>(path, options);
+  SEMID_ASSIGN_OR_RETURN(const VectorFile file, VectorFile::open(path));
+  return file.read_floats(options);
 }
 Result<Int32Matrix> read_int32_vectors(const std::string& path, const ReadOptions& options) {
-  return read_matrix<std::int32_t>(path, options);
+  SEMID_ASSIGN_OR_RETURN(const VectorFile file, VectorFile::open(path));
+  return file.read_int32(options);
 }
 Result<Int64Matrix> read_int64_vectors(const std::string& path, const ReadOptions& options) {
-  return read_matrix<std::int64_t>(path, options);
+  SEMID_ASSIGN_OR_RETURN(const VectorFile file, VectorFile::open(path));
+  return file.read_int64(options);
 }
 
 Status write_fvecs(const std::string& path, const FloatMatrix& m) { return write_texmex(path, m); }

@@ -23,6 +23,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -77,6 +78,26 @@ struct VecsShape {
   std::size_t cols = 0;
 };
 Result<VecsShape> read_shape(const std::string& path);
+
+// A vector file opened once: memory-mapped and its whole layout validated at open, then any row
+// range read without validating the file again (what a streaming reader such as `semid ingest`
+// needs: the read_* functions below open the file on every call). Copies share the mapping.
+class VectorFile {
+ public:
+  static Result<VectorFile> open(const std::string& path);
+
+  VecsShape shape() const;
+  const std::string& path() const;
+  // As read_float_vectors / read_int32_vectors / read_int64_vectors, on the open file.
+  Result<FloatMatrix> read_floats(const ReadOptions& options = {}) const;
+  Result<Int32Matrix> read_int32(const ReadOptions& options = {}) const;
+  Result<Int64Matrix> read_int64(const ReadOptions& options = {}) const;
+
+ private:
+  struct Impl;
+  explicit VectorFile(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<const Impl> impl_;
+};
 
 // Float vectors from .fvecs, .bvecs (uint8 widened) or .npy ('<f4').
 Result<FloatMatrix> read_float_vectors(const std::string& path, const ReadOptions& options = {});

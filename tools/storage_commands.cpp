@@ -95,7 +95,9 @@ std::vector<std::string> load_payloads(const std::string& path, std::size_t rows
 
 void run_ingest(const IngestArgs& args) {
   std::shared_ptr<const Quantizer> model = value_or_throw(load_quantizer(args.model));
-  const VecsShape shape = value_or_throw(read_shape(args.data));
+  // Opened and validated once; each batch then reads only its rows.
+  const VectorFile file = value_or_throw(VectorFile::open(args.data));
+  const VecsShape shape = file.shape();
   if (shape.cols != static_cast<std::size_t>(model->dim())) {
     throw std::runtime_error(args.data + " has dimension " + std::to_string(shape.cols) +
                              "; the model expects " + std::to_string(model->dim()));
@@ -127,7 +129,7 @@ void run_ingest(const IngestArgs& args) {
     ReadOptions read;
     read.first_row = first;
     read.max_rows = count;
-    const FloatMatrix x = value_or_throw(read_float_vectors(args.data, read));
+    const FloatMatrix x = value_or_throw(file.read_floats(read));
     const std::span<const std::string> batch_payloads =
         payloads.empty() ? std::span<const std::string>()
                          : std::span(payloads).subspan(first, count);
@@ -139,6 +141,8 @@ void run_ingest(const IngestArgs& args) {
       spdlog::info("{}/{} items, {:.0f} items/s", first + count, rows, (first + count) / last_log);
     }
   }
+  // A bulk load ends with its memtables on disk: the next open has no write-ahead log to replay.
+  throw_if_error(collection->flush());
   const double seconds = elapsed();
   const nlohmann::json out = {{"collection", args.collection},
                               {"ingested", rows},
@@ -181,10 +185,11 @@ void register_storage_commands(CLI::App& app) {
   ingest->add_option("--payloads", args->payloads,
                      "Payloads: .jsonl (one JSON value per line) or any text file (each line "
                      "becomes {\"text\": line})");
-  ingest->add_option("--collision-policy", args->collision_policy,
-                     "How a new collection makes SIDs unique: suffix (TIGER's extra code) or "
-                     "relocate (the nearest free SID of L codes); an existing collection keeps "
-                     "its own")
+  ingest
+      ->add_option("--collision-policy", args->collision_policy,
+                   "How a new collection makes SIDs unique: suffix (TIGER's extra code) or "
+                   "relocate (the nearest free SID of L codes); an existing collection keeps "
+                   "its own")
       ->capture_default_str()
       ->check(CLI::IsMember({"suffix", "relocate"}));
   ingest->add_flag("--sync", args->sync, "fsync the WAL after every batch (survives power loss)");

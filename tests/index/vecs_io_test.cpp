@@ -129,6 +129,32 @@ TEST_F(VecsIoTest, FvecsRoundTrip) {
   EXPECT_EQ(back->data, m.data);
 }
 
+TEST_F(VecsIoTest, AnOpenedFileReadsAnyRangeLikeTheOneShotReaders) {
+  const FloatMatrix m = sample_floats(9, 4);
+  const std::string path = dir_.file("m.fvecs");
+  ASSERT_TRUE(write_fvecs(path, m).is_ok());
+  auto file = VectorFile::open(path);
+  ASSERT_TRUE(file.is_ok()) << file.status().to_string();
+  EXPECT_EQ(file->shape().rows, 9u);
+  EXPECT_EQ(file->shape().cols, 4u);
+  for (std::size_t first : {0, 3, 8, 9}) {
+    ReadOptions range;
+    range.first_row = first;
+    range.max_rows = 4;
+    auto streamed = file->read_floats(range);
+    auto one_shot = read_float_vectors(path, range);
+    ASSERT_TRUE(streamed.is_ok() && one_shot.is_ok());
+    EXPECT_EQ(streamed->rows, one_shot->rows);
+    EXPECT_EQ(streamed->data, one_shot->data);
+  }
+  ReadOptions past;
+  past.first_row = 10;
+  expect_error(file->read_floats(past).status(), Code::kInvalidArgument, "m.fvecs", "past the end");
+  expect_error(file->read_int32().status(), Code::kInvalidArgument, "m.fvecs", "cannot be read as");
+  expect_error(VectorFile::open(dir_.file("absent.fvecs")).status(), Code::kNotFound,
+               "absent.fvecs", "absent.fvecs");
+}
+
 TEST_F(VecsIoTest, IvecsRoundTripAsInt32AndInt64) {
   Int32Matrix m(3, 4);
   for (std::size_t k = 0; k < m.data.size(); ++k) m.data[k] = static_cast<std::int32_t>(k) - 5;
