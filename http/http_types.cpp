@@ -23,7 +23,7 @@ HttpStatus http_status_of(Status::Code code) {
     case Status::Code::kOk:
       return HttpStatus::ok;
     case Status::Code::kInvalidArgument:
-      return HttpStatus::bad_request;
+      return HttpStatus::unprocessable_entity;
     case Status::Code::kNotFound:
       return HttpStatus::not_found;
     case Status::Code::kAlreadyExists:
@@ -45,7 +45,7 @@ std::string error_code_of(Status::Code code) {
     case Status::Code::kOk:
       return "ok";
     case Status::Code::kInvalidArgument:
-      return "invalid_argument";
+      return "invalid_value";
     case Status::Code::kNotFound:
       return "not_found";
     case Status::Code::kAlreadyExists:
@@ -62,11 +62,6 @@ std::string error_code_of(Status::Code code) {
       return "internal";
   }
   return "internal";
-}
-
-Response status_response(const Request& request, const Status& status) {
-  return error_response(request, http_status_of(status.code()), error_code_of(status.code()),
-                        status.message());
 }
 
 }  // namespace semid::http

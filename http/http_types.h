@@ -30,12 +30,9 @@ Response json_response(const Request& request, HttpStatus status, const nlohmann
 Response error_response(const Request& request, HttpStatus status, const std::string& code,
                         const std::string& message);
 
-// Maps a Status to an error response: InvalidArgument -> 400 "invalid_argument", NotFound -> 404,
-// AlreadyExists -> 409, FailedPrecondition -> 409, Busy -> 503, Corruption/IOError/Internal ->
-// 500.
-Response status_response(const Request& request, const Status& status);
-
-// The HTTP status a Status code maps to, and its snake_case error code.
+// The one mapping of a Status code to an HTTP status and a snake_case error code: InvalidArgument
+// -> 422 "invalid_value" (the request parsed, a value in it is wrong), NotFound -> 404,
+// AlreadyExists and FailedPrecondition -> 409, Busy -> 503, Corruption, IOError, Internal -> 500.
 HttpStatus http_status_of(Status::Code code);
 std::string error_code_of(Status::Code code);
 

@@ -23,15 +23,7 @@ void throw_invalid_value(const std::string& message) {
 }
 
 void throw_status(const Status& status) {
-  switch (status.code()) {
-    case Status::Code::kInvalidArgument:
-      throw_invalid_value(status.message());
-    case Status::Code::kBusy:
-      throw_api_error(HttpStatus::service_unavailable, "busy", status.message());
-    default:
-      throw_api_error(http_status_of(status.code()), error_code_of(status.code()),
-                      status.message());
-  }
+  throw_api_error(http_status_of(status.code()), error_code_of(status.code()), status.message());
 }
 
 bool json_depth_within(std::string_view text, int max_depth) {
