@@ -239,7 +239,9 @@ void bench_dataset(const Options& o, const std::string& name, std::vector<Row>* 
     semid::SearchParametersRQVAE params;
     params.mode = m.mode;
     if (m.mode != semid::SearchMode::kExhaustive) params.shortlist = o.shortlist;
-    Row row{name, m.label};
+    Row row;
+    row.dataset = name;
+    row.method = m.label;
     row.bytes = index.sa_code_size();
     row.train_s = train_s;
     row.add_s = add_s;
@@ -262,7 +264,9 @@ void bench_dataset(const Options& o, const std::string& name, std::vector<Row>* 
     std::fflush(stdout);
     std::unique_ptr<faiss::Index> faiss_index(
         faiss::index_factory(d, f.factory, faiss::METRIC_INNER_PRODUCT));
-    Row row{name, f.label};
+    Row row;
+    row.dataset = name;
+    row.method = f.label;
     omp_set_num_threads(build_threads(o));
     start = std::chrono::steady_clock::now();
     faiss_index->train(n, base.data.data());

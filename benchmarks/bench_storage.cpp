@@ -7,7 +7,9 @@
 // Reads, on the last collection built: reopening it (rebuild of index and trie from RocksDB plus
 // the agreement check), prefix scans (a page of up to --page items under the prefix of a random
 // stored item, at each depth), next-token lookups (at each depth), point gets and k = 10 searches;
-// latencies as p50 / p99 over --ops operations each.
+// latencies as p50 / p99 over --ops operations each. Writes on that collection: inserts of new ids,
+// updates of existing ids (new vectors, so new SIDs) and deletes, batch 1 and 1,000; then search
+// latency quiet and while a second thread deletes 10 items per second.
 //
 // Default data: data/glove100/base.fvecs (331k x 100, scripts/fetch-data glove) with
 // base_words.txt as payloads ({"text": word}). The model is read from --model; when that file does
@@ -18,13 +20,16 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <numeric>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "index/quantizer.h"
@@ -275,6 +280,84 @@ int main(int argc, char** argv) {
                   (mode == semid::SearchMode::kCosine ? "cosine" : "prefix"),
               fmt("p50 %.0f / p99 %.0f us", lat.p50_us, lat.p99_us),
               fmt("%.0f queries", static_cast<double>(ops)));
+  }
+
+  // Writes on the same collection, one after another: new ids, existing ids (new vectors, so new
+  // SIDs), deletes; batch 1 (latency) and batch 1,000 (latency of the whole batch).
+  const auto rows_from = [&](std::size_t first, std::size_t count) {
+    std::vector<float> rows(count * d);
+    for (std::size_t r = 0; r < count; ++r) {
+      const std::size_t source = (first + r) * 7919 % n;
+      std::copy_n(x.row(source), d, rows.data() + r * d);
+    }
+    return rows;
+  };
+  std::vector<std::uint64_t> alive(stored);  // the ingest stored ids 0..stored-1
+  std::iota(alive.begin(), alive.end(), std::uint64_t{0});
+  std::shuffle(alive.begin(), alive.end(), rng);
+  std::uint64_t next_new = n;
+  std::size_t next_alive = 0;  // alive[next_alive..] are neither updated nor deleted yet
+  const std::size_t write_ops = std::min<std::size_t>(o.ops, 500);
+  // Ids each consumes: updates and deletes of batch 1 and 1,000, and the deletes during searches.
+  if (stored < 2 * write_ops + 2 * 5 * 1000 + 1000) {
+    std::fprintf(stderr, "bench_storage: %zu items are too few for the write measurements\n",
+                 stored);
+    std::exit(1);
+  }
+  for (std::size_t batch : {std::size_t{1}, std::size_t{1000}}) {
+    const std::size_t ops = batch == 1 ? write_ops : 5;
+    const std::string each = batch == 1 ? "" : " (the whole batch)";
+    const Latency insert = measure(ops, [&](std::size_t i) {
+      std::vector<std::uint64_t> fresh(batch);
+      for (auto& id : fresh) id = next_new++;
+      die_if_error(c->upsert(fresh, rows_from(i * batch, batch)), "insert");
+    });
+    print_row("insert new ids, batch " + std::to_string(batch),
+              fmt("p50 %.0f / p99 %.0f us", insert.p50_us, insert.p99_us), "per call" + each);
+    const Latency update = measure(ops, [&](std::size_t i) {
+      const std::vector<std::uint64_t> some(alive.begin() + next_alive,
+                                            alive.begin() + next_alive + batch);
+      next_alive += batch;
+      die_if_error(c->upsert(some, rows_from(i * batch + 13, batch)), "update");
+    });
+    print_row("update existing ids (new SIDs), batch " + std::to_string(batch),
+              fmt("p50 %.0f / p99 %.0f us", update.p50_us, update.p99_us), "per call" + each);
+    const Latency remove = measure(ops, [&](std::size_t) {
+      const std::vector<std::uint64_t> some(alive.begin() + next_alive,
+                                            alive.begin() + next_alive + batch);
+      next_alive += batch;
+      die_if_error(c->remove(some), "delete");
+    });
+    print_row("delete, batch " + std::to_string(batch),
+              fmt("p50 %.0f / p99 %.0f us", remove.p50_us, remove.p99_us), "per call" + each);
+  }
+
+  // Search latency while a writer deletes 10 items per second (one each 100 ms), next to quiet.
+  {
+    semid::storage::SearchOptions options;
+    const std::size_t ops = std::min<std::size_t>(o.ops, 2000);
+    const auto query = [&](std::size_t i) {
+      (void)c->search(1, std::span(x.data).subspan((i * 104729 % n) * d, d), 10, options);
+    };
+    const Latency quiet = measure(ops, query);
+    std::atomic<bool> stop{false};
+    std::size_t deleted = 0;
+    std::thread writer([&] {
+      while (!stop.load()) {
+        die_if_error(c->remove(std::span(alive).subspan(next_alive++, 1)), "delete");
+        ++deleted;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    });
+    const Latency busy = measure(ops, query);
+    stop = true;
+    writer.join();
+    print_row("search k=10 cosine, quiet",
+              fmt("p50 %.0f / p99 %.0f us", quiet.p50_us, quiet.p99_us),
+              fmt("%.0f queries", static_cast<double>(ops)));
+    print_row("search k=10 cosine, during 10 deletes/s",
+              fmt("p50 %.0f / p99 %.0f us", busy.p50_us, busy.p99_us),
+              fmt("%.0f deletes meanwhile", static_cast<double>(deleted)));
   }
   die_if_error(c->close(), "close");
   if (o.dir.empty()) fs::remove_all(root);
