@@ -19,6 +19,7 @@
 #include "http/json_fields.h"
 #include "http/router.h"
 #include "index/rq_kmeans.h"
+#include "index/train.h"
 #include "index/trainer.h"
 #include "index/vecs_io.h"
 
@@ -432,7 +433,8 @@ json Api::Impl::describe(const std::string& name, const Collection& collection) 
 json Api::Impl::item_json(const storage::Item& item, bool with_vector, bool with_payload) const {
   json out = {{"id", item.id}, {"sid", item.sid}, {"collision_suffix", item.collision_suffix}};
   // The relocate policy moved the item: the model's own SID of its vector.
-  if (!item.natural_sid.empty() && item.natural_sid != item.sid) out["model_sid"] = item.natural_sid;
+  if (!item.natural_sid.empty() && item.natural_sid != item.sid)
+    out["model_sid"] = item.natural_sid;
   if (with_payload) out["payload"] = payload_json(item.payload, options.max_json_depth);
   if (with_vector) out["vector"] = json_floats(item.vector.data(), item.vector.size());
   return out;
@@ -578,25 +580,25 @@ std::shared_ptr<const Quantizer> Api::Impl::train_model(const json& spec, json& 
   constexpr std::int64_t kMaxInt = std::numeric_limits<std::int32_t>::max();
   Fields fields(spec, "train");
   const std::string path = read_string(fields.require("data"), "train.data");
-  const std::string kind = fields.string("kind", "rqvae");
+  QuantizerTraining request;
+  auto kind = parse_quantizer_kind(fields.string("kind", "rqvae"));
+  if (!kind) throw_invalid_value("train." + kind.status().message());
+  request.kind = *kind;
   const auto max_rows = static_cast<std::size_t>(
       fields.integer("max_rows", 0, 0, std::numeric_limits<std::int64_t>::max()));
-  const std::string metric_text = fields.string("metric", "cosine");
-  const int levels = static_cast<int>(fields.integer("levels", 3, 1, 16));
-  const int codebook_size = static_cast<int>(fields.integer("codebook_size", 256, 2, 65536));
+  auto metric = parse_metric(fields.string("metric", "cosine"));
+  if (!metric) throw_invalid_value("train.metric: " + metric.status().message());
+  request.metric = *metric;
+  request.levels = static_cast<int>(fields.integer("levels", 3, 1, 16));
+  request.codebook_size = static_cast<int>(fields.integer("codebook_size", 256, 2, 65536));
   const auto seed = static_cast<std::uint64_t>(
       fields.integer("seed", 42, 0, std::numeric_limits<std::int64_t>::max()));
   const int threads = static_cast<int>(fields.integer("threads", 1, 1, 256));
   const int iterations = static_cast<int>(fields.integer("kmeans_iterations", 25, 1, 10000));
-  auto metric = parse_metric(metric_text);
-  if (!metric) throw_invalid_value("train.metric: " + metric.status().message());
-  if (kind != "rqvae" && kind != "rqkmeans") {
-    throw_invalid_value("train.kind = '" + kind + "'; expected 'rqvae' or 'rqkmeans'");
-  }
-  RqVaeConfig config;
-  TrainOptions train_options;
-  int beam_size = 5;
-  if (kind == "rqvae") {
+  request.beam_size = static_cast<int>(fields.integer(
+      "beam_size", request.beam_size, 1, request.kind == QuantizerKind::kRqVae ? 256 : 1024));
+  if (request.kind == QuantizerKind::kRqVae) {
+    RqVaeConfig& config = request.rqvae;
     // A latent size asks for a bottleneck: the MLP architecture unless "architecture" says so.
     const bool has_latent = fields.find("latent_dim") != nullptr;
     const std::string architecture = fields.string("architecture", has_latent ? "mlp" : "residual");
@@ -606,7 +608,6 @@ std::shared_ptr<const Quantizer> Api::Impl::train_model(const json& spec, json& 
     }
     config.architecture = *parsed_architecture;
     config.latent_dim = static_cast<int>(fields.integer("latent_dim", config.latent_dim, 0, 8192));
-    config.beam_size = static_cast<int>(fields.integer("beam_size", config.beam_size, 1, 256));
     if (const json* hidden = fields.find("hidden")) {
       config.hidden.clear();
       const json& sizes = read_array(*hidden, "train.hidden", 16);
@@ -615,7 +616,7 @@ std::shared_ptr<const Quantizer> Api::Impl::train_model(const json& spec, json& 
             read_integer(sizes[i], "train.hidden[" + std::to_string(i) + "]", 1, 16384)));
       }
     }
-    TrainOptions& o = train_options;
+    TrainOptions& o = request.rqvae_options;
     o.epochs = static_cast<int>(fields.integer("epochs", o.epochs, 0, 1000000));
     o.similarity_weight = fields.number("similarity_weight", o.similarity_weight, 0, 1e4);
     o.batch_size = static_cast<int>(fields.integer("batch_size", o.batch_size, 1, 1 << 20));
@@ -630,7 +631,9 @@ std::shared_ptr<const Quantizer> Api::Impl::train_model(const json& spec, json& 
     o.seed = seed;
     o.threads = threads;
   } else {
-    beam_size = static_cast<int>(fields.integer("beam_size", beam_size, 1, 1024));
+    request.rqkmeans_options.iterations = iterations;
+    request.rqkmeans_options.seed = seed;
+    request.rqkmeans_options.threads = threads;
   }
   fields.reject_unknown();
 
@@ -638,41 +641,21 @@ std::shared_ptr<const Quantizer> Api::Impl::train_model(const json& spec, json& 
   read.max_rows = max_rows;
   auto data = read_float_vectors(path, read);
   if (!data) throw_invalid_value("train.data '" + path + "': " + data.status().message());
-  spdlog::info("training a {} model on {} vectors of dimension {} from {}", kind, data->rows,
-               data->cols, path);
-  const auto start = std::chrono::steady_clock::now();
-  std::shared_ptr<const Quantizer> model;
-  if (kind == "rqvae") {
-    config.dim = static_cast<int>(data->cols);
-    config.levels = levels;
-    config.codebook_size = codebook_size;
-    config.metric = *metric;
-    // Draining stops training after the current epoch, so shutdown waits for one epoch, not all.
-    const auto keep_training = [this](const TrainProgress&) {
-      return readiness.load() != Readiness::kDraining;
-    };
-    TrainResult result = value_or_throw(
-        train_rqvae(config, train_options, data->rows, data->data.data(), keep_training));
-    if (readiness.load() == Readiness::kDraining) {
-      throw_api_error(HttpStatus::service_unavailable, "draining",
-                      "training was stopped: the server is shutting down");
-    }
-    report = result.report.to_json();
-    report.erase("history");
-    model = std::move(result.model);
-  } else {
-    RqKMeansConfig kmeans{.dim = static_cast<int>(data->cols),
-                          .levels = levels,
-                          .codebook_size = codebook_size,
-                          .beam_size = beam_size,
-                          .metric = *metric};
-    RqKMeansTrainOptions kmeans_options{.iterations = iterations, .seed = seed, .threads = threads};
-    model = value_or_throw(RqKMeans::train(kmeans, kmeans_options, data->rows, data->data.data()));
-    report = json::object();
+  spdlog::info("training a {} model on {} vectors of dimension {} from {}",
+               quantizer_kind_name(request.kind), data->rows, data->cols, path);
+  // Draining stops training after the current epoch, so shutdown waits for one epoch, not all.
+  const auto keep_training = [this](const TrainProgress&) {
+    return readiness.load() != Readiness::kDraining;
+  };
+  TrainedQuantizer trained = value_or_throw(
+      train_quantizer(request, data->rows, data->cols, data->data.data(), keep_training));
+  if (readiness.load() == Readiness::kDraining) {
+    throw_api_error(HttpStatus::service_unavailable, "draining",
+                    "training was stopped: the server is shutting down");
   }
-  report["train_seconds"] = static_cast<double>(elapsed_micros(start)) / 1e6;
-  report["items"] = data->rows;
-  return model;
+  report = std::move(trained.report);
+  report.erase("history");
+  return std::shared_ptr<const Quantizer>(std::move(trained.model));
 }
 
 json Api::Impl::describe_collection(Call& call) {

@@ -13,6 +13,7 @@
 #include "index/exact_knn.h"
 #include "index/rq_kmeans.h"
 #include "index/rqvae.h"
+#include "index/train.h"
 #include "index/trainer.h"
 #include "index/vecs_io.h"
 #include "tools/commands.h"
@@ -55,50 +56,33 @@ void run_train(TrainArgs& args) {
   auto data = value_or_throw(read_float_vectors(args.data));
   spdlog::info("training {} on {} vectors of dimension {} from {}", args.kind, data.rows, data.cols,
                args.data);
-  const Metric metric = value_or_throw(parse_metric(args.metric));
-  nlohmann::json report;
-  std::unique_ptr<Quantizer> model;
-  const auto start = std::chrono::steady_clock::now();
-  if (args.kind == "rqvae") {
-    args.config.dim = static_cast<int>(data.cols);
-    args.config.metric = metric;
-    args.config.codebook_distance = value_or_throw(parse_codebook_distance(args.distance));
-    args.config.architecture = value_or_throw(parse_architecture(args.architecture));
-    args.config.activation = value_or_throw(parse_activation(args.activation));
-    args.config.beam_size = args.beam;
-    args.options.optimizer = value_or_throw(parse_optimizer(args.optimizer));
-    args.options.codebook_update = value_or_throw(parse_codebook_update(args.codebook_update));
-    const bool tty = ::isatty(STDERR_FILENO) != 0 && !args.quiet;
-    auto result = value_or_throw(train_rqvae(args.config, args.options, data.rows, data.data.data(),
-                                             [&](const TrainProgress& p) {
-                                               if (!args.quiet) show_progress(p, tty);
-                                               return true;
-                                             }));
-    if (tty) std::fprintf(stderr, "\n");
-    report = result.report.to_json();
-    report["options"] = args.options.to_json();
-    model = std::move(result.model);
-  } else if (args.kind == "rqkmeans") {
-    RqKMeansConfig config{.dim = static_cast<int>(data.cols),
-                          .levels = args.config.levels,
-                          .codebook_size = args.config.codebook_size,
-                          .beam_size = args.beam,
-                          .metric = metric};
-    RqKMeansTrainOptions options = args.kmeans;
-    options.iterations = args.options.kmeans_iterations;
-    options.seed = args.options.seed;
-    options.threads = args.options.threads;
-    model = value_or_throw(RqKMeans::train(config, options, data.rows, data.data.data()));
-    auto health = value_or_throw(evaluate_health(*model, data.rows, data.data.data()));
-    report = {{"codes", health.first.to_json()}, {"reconstruction", health.second.to_json()}};
-  } else {
-    throw std::runtime_error("--kind must be 'rqvae' or 'rqkmeans', got '" + args.kind + "'");
-  }
-  report["train_seconds"] =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  report["kind"] = model->kind();
-  report["config"] = model->config_json();
-  report["content_hash"] = model->content_hash();
+  QuantizerTraining request;
+  request.kind = value_or_throw(parse_quantizer_kind(args.kind));
+  request.levels = args.config.levels;
+  request.codebook_size = args.config.codebook_size;
+  request.metric = value_or_throw(parse_metric(args.metric));
+  request.beam_size = args.beam;
+  request.rqvae = args.config;
+  request.rqvae.codebook_distance = value_or_throw(parse_codebook_distance(args.distance));
+  request.rqvae.architecture = value_or_throw(parse_architecture(args.architecture));
+  request.rqvae.activation = value_or_throw(parse_activation(args.activation));
+  request.rqvae_options = args.options;
+  request.rqvae_options.optimizer = value_or_throw(parse_optimizer(args.optimizer));
+  request.rqvae_options.codebook_update =
+      value_or_throw(parse_codebook_update(args.codebook_update));
+  request.rqkmeans_options = args.kmeans;
+  request.rqkmeans_options.iterations = args.options.kmeans_iterations;
+  request.rqkmeans_options.seed = args.options.seed;
+  request.rqkmeans_options.threads = args.options.threads;
+  const bool tty = ::isatty(STDERR_FILENO) != 0 && !args.quiet;
+  TrainedQuantizer trained = value_or_throw(
+      train_quantizer(request, data.rows, data.cols, data.data.data(), [&](const TrainProgress& p) {
+        if (!args.quiet) show_progress(p, tty);
+        return true;
+      }));
+  if (tty && request.kind == QuantizerKind::kRqVae) std::fprintf(stderr, "\n");
+  const std::unique_ptr<Quantizer>& model = trained.model;
+  const nlohmann::json& report = trained.report;
   throw_if_error(model->save(args.out));
   if (!args.codes.empty()) {
     // The in-memory model's SIDs, to compare with `semid encode` from the saved file.
