@@ -170,6 +170,14 @@ Result<std::vector<SidTrie::Child>> SidTrie::children(std::span<const std::int32
   return out;
 }
 
+Status SidTrie::mark_next_codes(std::span<const std::int32_t> prefix, bool* mask) const {
+  SEMID_RETURN_IF_ERROR(codec_.validate_prefix(prefix));
+  const std::uint32_t node = find(prefix);
+  if (node == kNone || prefix.size() == static_cast<std::size_t>(levels())) return Status::ok();
+  for (const Edge& edge : inner_[node].children) mask[edge.code] = true;
+  return Status::ok();
+}
+
 template <class Fn>
 bool SidTrie::visit(std::uint32_t node, std::size_t depth, std::vector<std::int32_t>& path,
                     bool bounded, const SidKey& after, Fn& fn) const {

@@ -73,6 +73,10 @@ class SidTrie {
   // The populated next codes under `prefix`, ascending by code. A full SID (levels codes) has no
   // children: the answer is empty.
   Result<std::vector<Child>> children(std::span<const std::int32_t> prefix) const;
+  // Sets mask[c] = true for every populated next code c under `prefix` and leaves the other
+  // entries as they are: children() without the counts, what a decoding mask needs (mask holds
+  // codebook_size entries). A full SID, or a prefix no item lies under, marks nothing.
+  Status mark_next_codes(std::span<const std::int32_t> prefix, bool* mask) const;
   // Up to `limit` (>= 1) items under `prefix` in trie order, starting after `cursor` (empty: from
   // the first item). The cursor is opaque: the SidKeyCodec key of the last item returned; it stays
   // valid across inserts and erases (the listing resumes after that position).

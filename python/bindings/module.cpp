@@ -28,6 +28,7 @@ std::string to_json_text(py::handle obj) {
 
 PYBIND11_MODULE(_semid, m) {
   m.doc() = "semid: semantic IDs (RQ-VAE and residual k-means), a FAISS index, tries, collections";
+  m.attr("__version__") = SEMID_VERSION;
   semid::python::bind_quantizer(m);
   semid::python::bind_index(m);
   semid::python::bind_trie(m);

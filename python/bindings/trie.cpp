@@ -64,12 +64,8 @@ py::array_t<bool> allowed_mask(const SidTrie& trie, py::handle prefixes_in) {
   {
     py::gil_scoped_release release;
     for (py::ssize_t b = 0; b < batch && failed.is_ok(); ++b) {
-      auto children = trie.children({prefixes.data() + b * depth, depth});
-      if (!children.is_ok()) {
-        failed = children.status().with_context("prefixes row " + std::to_string(b));
-        break;
-      }
-      for (const SidTrie::Child& child : *children) out[b * K + child.code] = true;
+      const Status marked = trie.mark_next_codes({prefixes.data() + b * depth, depth}, out + b * K);
+      if (!marked.is_ok()) failed = marked.with_context("prefixes row " + std::to_string(b));
     }
   }
   check(failed);

@@ -3,7 +3,8 @@
 Train an RQ-VAE (or residual k-means) that maps each embedding to a short tuple of codes, search
 with semid's FAISS index, keep tries of valid next codes for constrained decoding, and store items
 in durable collections -- in-process, numpy in and numpy out. ``semid.torch`` holds the parts that
-run in torch (trie-constrained decoding masks).
+run in torch (``TrieLogitsMask`` for trie-constrained decoding). ``semid.__version__`` is the
+library's version.
 
     import numpy as np, semid
     q = semid.train(x, levels=3, codebook_size=256)      # x: float32 [n, d]
@@ -24,6 +25,7 @@ from ._semid import (  # noqa: F401
     Quantizer,
     SearchParametersRQVAE,
     SidTrie,
+    __version__,
     index_factory,
     load_quantizer,
     read_index,
@@ -33,6 +35,7 @@ from ._semid import (  # noqa: F401
 )
 
 __all__ = [
+    "__version__",
     "METRIC_INNER_PRODUCT",
     "METRIC_L2",
     "Collection",

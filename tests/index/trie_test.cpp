@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <random>
 #include <set>
 #include <vector>
@@ -105,6 +106,12 @@ TEST(SidTrie, MatchesANaiveReferenceUnderRandomInsertsAndErases) {
           const auto expected = reference_items(ref, prefix);
           EXPECT_EQ(*trie->count(prefix), expected.size());
           EXPECT_EQ(*trie->children(prefix), reference_children(ref, prefix));
+          std::unique_ptr<bool[]> marked(new bool[static_cast<std::size_t>(codebook_size)]());
+          ASSERT_TRUE(trie->mark_next_codes(prefix, marked.get()).is_ok());
+          std::vector<bool> expected_marks(static_cast<std::size_t>(codebook_size), false);
+          for (const auto& child : reference_children(ref, prefix))
+            expected_marks[static_cast<std::size_t>(child.code)] = true;
+          EXPECT_EQ(std::vector<bool>(marked.get(), marked.get() + codebook_size), expected_marks);
           EXPECT_EQ(list_all(*trie, prefix, 1 + rng() % 7), expected);
           std::vector<std::uint64_t> ids;
           ASSERT_TRUE(trie->append_items(prefix, &ids).is_ok());
@@ -167,6 +174,8 @@ TEST(SidTrie, BadPrefixesAreErrorsNotEmptyAnswers) {
   ASSERT_TRUE(trie->insert(Sid{1, 2}, 7).is_ok());
   EXPECT_EQ(trie->count(Sid{1, 2, 3}).status().code(), Status::Code::kInvalidArgument);
   EXPECT_EQ(trie->children(Sid{16}).status().code(), Status::Code::kInvalidArgument);
+  bool mask[16] = {};
+  EXPECT_EQ(trie->mark_next_codes(Sid{16}, mask).code(), Status::Code::kInvalidArgument);
   EXPECT_EQ(trie->items(Sid{-1}, "", 5).status().code(), Status::Code::kInvalidArgument);
   EXPECT_EQ(trie->items(Sid{1}, "", 0).status().code(), Status::Code::kInvalidArgument);
   EXPECT_EQ(trie->items(Sid{1}, "garbage", 5).status().code(), Status::Code::kInvalidArgument);

@@ -45,3 +45,17 @@ def test_a_collection_in_process(kmeans, data, tmp_path):
     manager.close()
     reopened = semid.CollectionManager(str(tmp_path / "d")).open("docs")
     assert len(reopened) == 499
+
+
+def test_a_second_opener_of_a_collection_gets_a_clear_error(kmeans, data, tmp_path):
+    x, _ = data
+    first = semid.CollectionManager(str(tmp_path / "d"))
+    c = first.create("docs", kmeans)
+    c.upsert([1, 2], x[:2])
+    second = semid.CollectionManager(str(tmp_path / "d"))
+    with pytest.raises(RuntimeError, match="[Bb]usy|lock"):
+        second.open("docs")
+    with pytest.raises(KeyError):
+        first.open("absent")
+    first.close()
+    assert len(second.open("docs")) == 2

@@ -97,3 +97,20 @@ def test_faiss_residual_quantizer_reads_the_same_data(kmeans, data):
     index.add(x)
     D, _ = index.search(queries, 10, semid.SearchParametersRQVAE(mode="exhaustive"))
     np.testing.assert_allclose(D, D_ref, rtol=1e-4, atol=1e-4)
+
+
+def test_untrained_index_and_bad_prefix_filters_are_errors(kmeans, data):
+    x, queries = data
+    untrained = semid.index_factory(32, "RQVAE2x4", "ip")
+    with pytest.raises(RuntimeError, match="not trained"):
+        untrained.search(queries, 5)
+    with pytest.raises(RuntimeError, match="not trained"):
+        untrained.add(x)
+    index = semid.IndexRQVAE(kmeans)
+    index.add(x)
+    with pytest.raises(RuntimeError, match="prefix"):
+        index.search(queries, 5, semid.SearchParametersRQVAE(prefix=[1, 2, 3, 4]))  # > levels
+    with pytest.raises(RuntimeError, match="prefix"):
+        index.search(queries, 5, semid.SearchParametersRQVAE(prefix=[16]))  # code >= K
+    with pytest.raises(RuntimeError, match="beam"):
+        index.search(queries, 5, semid.SearchParametersRQVAE(mode="prefix", beam=2))
