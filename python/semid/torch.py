@@ -183,3 +183,199 @@ class TrieLogitsMask(_torch.nn.Module):
 
     def forward(self, prefix_ids, logits):
         return self.constraint.mask_logits(logits, prefix_ids)
+
+
+# ---- the tokenizer: semid's models in torch ------------------------------------------------
+
+_DTYPES = {"F32": _torch.float32, "F64": _torch.float64, "I32": _torch.int32, "I64": _torch.int64}
+
+
+def read_safetensors(path):
+    """(tensors by name, metadata dict) of a safetensors file, read without the safetensors
+    package; a truncated or malformed file is a ValueError naming the path."""
+    import json
+    import struct
+
+    with open(path, "rb") as f:
+        blob = f.read()
+    if len(blob) < 8:
+        raise ValueError(f"{path}: {len(blob)} bytes, too short for a safetensors file")
+    (size,) = struct.unpack("<Q", blob[:8])
+    if size > len(blob) - 8:
+        raise ValueError(f"{path}: header of {size} bytes in a file of {len(blob)}")
+    try:
+        header = json.loads(blob[8:8 + size])
+    except ValueError as e:
+        raise ValueError(f"{path}: the header is not JSON ({e})") from None
+    metadata = header.pop("__metadata__", {})
+    data = memoryview(blob)[8 + size:]
+    tensors = {}
+    for name, spec in header.items():
+        dtype = _DTYPES.get(spec.get("dtype"))
+        begin, end = spec["data_offsets"]
+        if dtype is None or not 0 <= begin <= end <= len(data):
+            raise ValueError(f"{path}: tensor {name} has dtype {spec.get('dtype')} or offsets "
+                             f"{begin}..{end} outside the {len(data)} data bytes")
+        flat = _torch.frombuffer(bytearray(data[begin:end]), dtype=dtype) if end > begin else (
+            _torch.empty(0, dtype=dtype))
+        tensors[name] = flat.reshape(spec["shape"])
+    return tensors, metadata
+
+
+def _normalize_rows(x):
+    return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def _beam_codes(z, codebooks, beam):
+    """Residual beam search: at every level the `beam` (beam, code) pairs of least squared error
+    ||r - e||^2 = ||r||^2 - 2 <r, e> + ||e||^2 survive; the SID of least final error wins."""
+    n = z.shape[0]
+    residual = z[:, None, :]
+    codes = _torch.empty(n, 1, 0, dtype=_torch.int64, device=z.device)
+    for level, book in enumerate(codebooks):
+        K = book.shape[0]
+        err = (residual.pow(2).sum(2, keepdim=True) - 2.0 * (residual @ book.T)) + book.pow(2).sum(1)
+        width = residual.shape[1]
+        keep = min(beam if level + 1 < len(codebooks) else 1, width * K)
+        _, flat = err.reshape(n, width * K).topk(keep, dim=1, largest=False, sorted=True)
+        parent, code = flat // K, flat % K
+        residual = residual.gather(1, parent[:, :, None].expand(-1, -1, residual.shape[2])) - book[code]
+        codes = _torch.cat([codes.gather(1, parent[:, :, None].expand(-1, -1, codes.shape[2])),
+                            code[:, :, None]], dim=2)
+    return codes[:, 0, :]
+
+
+class SemidTokenizer(_torch.nn.Module):
+    """A semid model (RQ-VAE or residual k-means) as a torch module: ``encode(x) -> codes`` (int64
+    [n, L]) and ``decode(codes) -> x`` (float [n, d]) compute what semid's C++ encode and decode
+    compute, in float32, on whatever device the module is moved to. Codes may differ from the C++
+    ones only where two candidate SIDs tie to the last bits."""
+
+    def __init__(self, kind, config, tensors):
+        super().__init__()
+        self.kind = kind
+        self.config = dict(config)
+        self.levels = int(config["levels"])
+        self.codebook_size = int(config["codebook_size"])
+        self.dim = int(config["dim"])
+        self.metric = config.get("metric", "cosine")
+        self.beam_size = int(config.get("beam_size", 1))
+        if kind == "rqkmeans":
+            books = tensors["codebooks"].float()
+            self.architecture = None
+            self.codebook_distance = "l2"
+            for level in range(self.levels):
+                self.register_buffer(f"codebook_{level}", books[level].clone())
+            return
+        if kind != "rqvae":
+            raise ValueError(f"unknown model kind '{kind}'; expected 'rqvae' or 'rqkmeans'")
+        self.architecture = config.get("architecture", "mlp")
+        self.codebook_distance = config.get("codebook_distance", "l2")
+        self.activation = config.get("activation", "relu")
+        self.shared_codebook = bool(config.get("shared_codebook", False))
+        for side in ("encoder", "decoder"):
+            layers = sorted({int(name.split(".")[1]) for name in tensors if name.startswith(side + ".")})
+            linears = _torch.nn.ModuleList()
+            for index in layers:
+                weight = tensors[f"{side}.{index}.weight"].float()
+                linear = _torch.nn.Linear(weight.shape[1], weight.shape[0])
+                with _torch.no_grad():
+                    linear.weight.copy_(weight)
+                    linear.bias.copy_(tensors[f"{side}.{index}.bias"].float())
+                linears.append(linear)
+            setattr(self, side, linears)
+        if self.architecture == "residual":
+            self.register_buffer("input_shift", tensors["input_shift"].float().clone())
+            self.register_buffer("input_scale", tensors["input_scale"].float().clone())
+        for level in range(1 if self.shared_codebook else self.levels):
+            self.register_buffer(f"codebook_{level}", tensors[f"codebook_{level}"].float().clone())
+
+    def codebook(self, level):
+        if self.kind == "rqvae" and self.shared_codebook:
+            level = 0
+        return getattr(self, f"codebook_{level}")
+
+    def _mlp(self, linears, v):
+        act = _torch.nn.functional.silu if self.activation == "silu" else _torch.relu
+        for i, linear in enumerate(linears):
+            v = linear(v)
+            if i + 1 < len(linears):
+                v = act(v)
+        return v
+
+    def _check(self, x, cols, name):
+        if x.dim() != 2 or x.shape[1] != cols:
+            raise ValueError(f"{name} must be [n, {cols}], got shape {tuple(x.shape)}")
+
+    @_torch.no_grad()
+    def latent(self, x):
+        """The latent the codebooks quantise (the normalised input itself for residual k-means)."""
+        x = _torch.as_tensor(x, dtype=_torch.float32, device=self.codebook(0).device)
+        self._check(x, self.dim, "x")
+        if not bool(_torch.isfinite(x).all()):
+            raise ValueError("x holds NaN or Inf")
+        if self.metric == "cosine":
+            if self.kind == "rqkmeans":  # FAISS's renorm: times the reciprocal, zero rows stay 0
+                norm = x.pow(2).sum(1, keepdim=True)
+                x = _torch.where(norm > 0, x * (1.0 / norm.sqrt()), x)
+            else:
+                x = _normalize_rows(x)
+        if self.kind == "rqkmeans":
+            return x
+        if self.architecture == "residual":
+            xs = (x - self.input_shift) / self.input_scale
+            return xs + self._mlp(self.encoder, xs)
+        return self._mlp(self.encoder, x)
+
+    @_torch.no_grad()
+    def encode(self, x):
+        z = self.latent(x)
+        books = [self.codebook(level) for level in range(self.levels)]
+        if self.beam_size > 1 and self.codebook_distance == "l2":
+            return _beam_codes(z, books, self.beam_size)
+        codes, r = [], z
+        for book in books:
+            if self.codebook_distance == "cosine":
+                idx = (_normalize_rows(r) @ _normalize_rows(book).T).argmax(dim=1)
+            else:
+                idx = (book.pow(2).sum(1)[None, :] - 2.0 * (r @ book.T)).argmin(dim=1)
+            codes.append(idx)
+            r = r - book[idx]
+        return _torch.stack(codes, dim=1)
+
+    @_torch.no_grad()
+    def decode(self, codes):
+        codes = _torch.as_tensor(codes, device=self.codebook(0).device).long()
+        self._check(codes, self.levels, "codes")
+        if bool(((codes < 0) | (codes >= self.codebook_size)).any()):
+            raise ValueError(f"codes must lie in [0, {self.codebook_size})")
+        s = self.codebook(0)[codes[:, 0]]
+        for level in range(1, self.levels):
+            s = s + self.codebook(level)[codes[:, level]]
+        if self.kind == "rqkmeans":
+            return s
+        y = s + self._mlp(self.decoder, s) if self.architecture == "residual" else (
+            self._mlp(self.decoder, s))
+        if self.metric == "cosine":
+            return _normalize_rows(y)
+        if self.architecture == "residual":
+            return y * self.input_scale + self.input_shift
+        return y
+
+    def forward(self, x):
+        return self.encode(x)
+
+
+def load_tokenizer(path):
+    """A semid model file (`semid train`, `Quantizer.save`) as a SemidTokenizer module."""
+    import json
+
+    tensors, metadata = read_safetensors(path)
+    if metadata.get("semid.format") != "semid-model":
+        raise ValueError(f"{path} is not a semid model file (semid.format = "
+                         f"{metadata.get('semid.format')!r})")
+    config = json.loads(metadata["semid.config"])
+    if metadata.get("semid.kind") == "rqvae" and "architecture" not in config:
+        # Files from before the residual architecture: their defaults (rqvae.cpp).
+        config = {"architecture": "mlp", "activation": "relu", "beam_size": 1, **config}
+    return SemidTokenizer(metadata.get("semid.kind"), config, tensors)
