@@ -2,10 +2,12 @@
 // directory the server uses (RocksDB's lock makes a second opener fail with a clear error).
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "index/trie.h"
 #include "python/bindings/arrays.h"
 #include "python/bindings/quantizer.h"
 #include "storage/collection_manager.h"
@@ -129,6 +131,39 @@ py::list search(const PyCollection& c, py::handle x_in, std::size_t k, const std
   return out;
 }
 
+std::shared_ptr<SidTrie> sid_trie(const PyCollection& c, bool with_suffix) {
+  const Collection& collection = *c.collection;
+  std::vector<storage::ScanEntry> entries;
+  Status failed;
+  {
+    py::gil_scoped_release release;
+    std::string cursor;
+    do {
+      auto page = collection.prefix_scan({}, cursor, 10000);
+      if (!page.is_ok()) {
+        failed = page.status();
+        break;
+      }
+      for (auto& e : page->items) entries.push_back(std::move(e));
+      cursor = page->next_cursor;
+    } while (!cursor.empty());
+  }
+  check(failed);
+  int codebook_size = collection.codebook_size();
+  for (const auto& e : entries) {
+    if (with_suffix) codebook_size = std::max(codebook_size, e.collision_suffix + 1);
+  }
+  const int levels = collection.levels() + (with_suffix ? 1 : 0);
+  auto trie = std::make_shared<SidTrie>(value_or_raise(SidTrie::create(levels, codebook_size)));
+  std::vector<std::int32_t> sid;
+  for (const auto& e : entries) {
+    sid = e.sid;
+    if (with_suffix) sid.push_back(e.collision_suffix);
+    check(trie->insert(sid, e.id));
+  }
+  return trie;
+}
+
 }  // namespace
 
 void bind_storage(py::module_& m) {
@@ -225,7 +260,11 @@ void bind_storage(py::module_& m) {
           "snapshot",
           [](const PyCollection& c) { return value_or_raise(c.manager->create_snapshot(c.name)); },
           "A consistent snapshot (returns its id; CollectionManager.restore_snapshot restores it).")
-      .def("flush", [](const PyCollection& c) { check(c.collection->flush()); });
+      .def("flush", [](const PyCollection& c) { check(c.collection->flush()); })
+      .def("sid_trie", &sid_trie, py::kw_only(), py::arg("with_suffix") = false,
+           "A SidTrie of the stored SIDs (item ids as its ids), for constrained decoding; with "
+           "with_suffix the collision suffix is one more level (codebook_size then covers the "
+           "largest suffix too).");
 
   py::class_<CollectionManager, std::shared_ptr<CollectionManager>>(
       m, "CollectionManager", "The named collections of one data directory.")

@@ -59,3 +59,27 @@ def test_a_second_opener_of_a_collection_gets_a_clear_error(kmeans, data, tmp_pa
         first.open("absent")
     first.close()
     assert len(second.open("docs")) == 2
+
+
+def test_a_collection_s_trie_with_its_collision_suffix_as_one_more_level(kmeans, data, tmp_path):
+    torch = pytest.importorskip("torch")
+    from semid.torch import TrieLogitsMask
+
+    x, _ = data
+    manager = semid.CollectionManager(str(tmp_path / "d"))
+    c = manager.create("docs", kmeans)  # suffix policy: 3x16 SIDs collide a lot on 2,000 items
+    c.upsert(np.arange(2000), x)
+    items = c.get(np.arange(2000))
+    stored = {tuple(i["sid"]) + (i["collision_suffix"],) for i in items}
+    assert len(stored) == 2000  # SID + suffix is unique
+    plain = c.sid_trie()
+    assert plain.levels == 3 and len(plain) == 2000
+    trie = c.sid_trie(with_suffix=True)
+    assert trie.levels == 4 and len(trie) == 2000
+    assert trie.codebook_size >= max(i["collision_suffix"] for i in items) + 1
+    mask = TrieLogitsMask(trie)
+    prefixes = torch.zeros(16, 0, dtype=torch.int64)
+    for _ in range(4):
+        logits = mask(prefixes, torch.randn(16, trie.codebook_size))
+        prefixes = torch.cat([prefixes, logits.argmax(1, keepdim=True)], dim=1)
+    assert all(tuple(p) in stored for p in prefixes.tolist())  # real items, suffix included
