@@ -114,3 +114,31 @@ def test_untrained_index_and_bad_prefix_filters_are_errors(kmeans, data):
         index.search(queries, 5, semid.SearchParametersRQVAE(prefix=[16]))  # code >= K
     with pytest.raises(RuntimeError, match="beam"):
         index.search(queries, 5, semid.SearchParametersRQVAE(mode="prefix", beam=2))
+
+
+def test_range_search_reset_and_sids(kmeans, data):
+    x, queries = data
+    index = semid.IndexRQVAE(kmeans)
+    index.add_with_ids(x, np.arange(2000) + 100)
+    D, I = index.search(queries[:5], 20, semid.SearchParametersRQVAE(mode="exhaustive"))
+    radius = float(D[:, 9].min())
+    lims, RD, RI = index.range_search(queries[:5], radius)
+    assert lims.dtype == np.int64 and lims.shape == (6,) and lims[-1] == len(RD) == len(RI)
+    for q in range(5):
+        got = RI[lims[q]:lims[q + 1]]
+        assert (RD[lims[q]:lims[q + 1]] > radius).all()
+        assert set(I[q][D[q] > radius]) <= set(got)
+    with pytest.raises(RuntimeError, match="prefix mode"):
+        index.range_search(queries[:1], radius, semid.SearchParametersRQVAE(mode="prefix"))
+    sids = index.sids
+    assert sids.shape == (2000, 3) and index.has_ids
+    np.testing.assert_array_equal(sids, kmeans.encode(x))
+    fresh = semid.IndexRQVAE(kmeans)
+    fresh.add_sids(sids, np.arange(2000) + 100)
+    np.testing.assert_array_equal(fresh.search(queries, 5)[1], index.search(queries, 5)[1])
+    with pytest.raises(ValueError):
+        fresh.add_sids(np.full((1, 3), 16, np.int32))
+    index.reset()
+    assert index.ntotal == 0 and not index.has_ids
+    index.add(x[:10])
+    assert index.search(queries[:1], 3)[1].tolist() != [[-1, -1, -1]]
