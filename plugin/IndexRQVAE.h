@@ -177,7 +177,7 @@ struct IndexRQVAE : faiss::IndexFlatCodes {
   void sa_decode(idx_t n, const std::uint8_t* bytes, float* x) const override;
 
  private:
-  friend struct RqvaeSearch;  // the search machinery (IndexRQVAE.cpp)
+  friend struct RqvaeSearch;  // the search machinery (plugin/impl/search.h)
 
   void set_model(std::shared_ptr<const Quantizer> model);
   void encode_and_append(idx_t n, const float* x, const idx_t* xids);
