@@ -49,7 +49,9 @@ Status fsync_directory(const std::string& dir) {
 }  // namespace
 
 Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::string& path) {
-  FdGuard guard{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  // O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; fstat below refuses
+  // anything that is not a regular file, and regular files ignore the flag.
+  FdGuard guard{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
   if (guard.fd < 0) {
     if (errno == ENOENT) return Status::not_found("no such file '" + path + "'");
     return Status::io_error(os_error("cannot open", path));

@@ -1,8 +1,14 @@
 #include "index/file_util.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "tests/test_util.h"
 
@@ -53,6 +59,32 @@ TEST(FileUtil, EmptyFileMapsToEmptySpan) {
   auto r = MappedFile::open(dir.file("e"));
   ASSERT_TRUE(r.is_ok());
   EXPECT_EQ((*r)->size(), 0u);
+}
+
+TEST(FileUtil, AFifoIsRefusedAtOnceNotWaitedOn) {
+  // A FIFO given as a model or data path used to block the reader until a writer came (issue 13:
+  // two such requests stopped every server worker).
+  testing::TempDir dir;
+  const std::string fifo = dir.file("pipe.fvecs");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::atomic<bool> done{false}, had_to_unblock{false};
+  // Should open() block after all, a writer unblocks it after 5 s, so the test fails, not hangs.
+  std::thread unblocker([&] {
+    for (int i = 0; i < 50 && !done.load(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (done.load()) return;
+    had_to_unblock = true;
+    const int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+    if (fd >= 0) ::close(fd);
+  });
+  const auto r = MappedFile::open(fifo);
+  done = true;
+  unblocker.join();
+  EXPECT_FALSE(had_to_unblock.load());
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kInvalidArgument) << r.status().to_string();
+  EXPECT_NE(r.status().message().find("not a regular file"), std::string::npos);
 }
 
 }  // namespace
