@@ -11,6 +11,8 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <set>
+#include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -375,8 +377,27 @@ json Api::Impl::parse_body(const Request& request) const {
                     "the body nests arrays and objects deeper than " +
                         std::to_string(options.max_json_depth) + " levels");
   }
+  // A NUL byte ends nlohmann's input, so "{...}\0garbage" would parse: a parser differential with
+  // any proxy that reads the whole body. Duplicate keys (nlohmann keeps the last) likewise.
+  if (const auto nul = request.body().find('\0'); nul != std::string::npos) {
+    throw_api_error(HttpStatus::bad_request, "invalid_json",
+                    "the body holds a NUL byte at offset " + std::to_string(nul));
+  }
   try {
-    json body = json::parse(request.body());
+    std::vector<std::set<std::string>> keys;  // per open object, its keys so far
+    const json::parser_callback_t no_duplicates = [&keys](int, json::parse_event_t event,
+                                                          json& parsed) {
+      if (event == json::parse_event_t::object_start) keys.emplace_back();
+      if (event == json::parse_event_t::object_end) keys.pop_back();
+      if (event == json::parse_event_t::key &&
+          !keys.back().insert(parsed.get<std::string>()).second) {
+        throw_api_error(
+            HttpStatus::bad_request, "invalid_json",
+            "the body repeats the key '" + parsed.get<std::string>() + "' in one object");
+      }
+      return true;
+    };
+    json body = json::parse(request.body(), no_duplicates);
     if (!body.is_object()) throw_invalid_field("the body must be a JSON object");
     return body;
   } catch (const json::exception& e) {  // parse_error, or out_of_range for a number overflow

@@ -104,6 +104,14 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_header(beast::error_code ec, std::size_t) {
     if (ec) return on_read_error(ec);
     const auto& header = parser_->get();
+    // Request smuggling: a framing a proxy may read otherwise ("chunked, identity", "gzip,
+    // chunked") is refused, not guessed at (RFC 9112 6.3: 400 and close).
+    if (const auto coding = header[beast::http::field::transfer_encoding];
+        !coding.empty() && !beast::iequals(coding, "chunked")) {
+      return refuse(HttpStatus::bad_request, "bad_request",
+                    "Transfer-Encoding '" + std::string(coding) +
+                        "' is not supported: only 'chunked' alone is accepted");
+    }
     if (beast::iequals(header[beast::http::field::expect], "100-continue")) {
       // curl waits a second for this before sending a large body.
       auto cont = std::make_shared<beast::http::response<beast::http::empty_body>>(
@@ -121,6 +129,16 @@ class Session : public std::enable_shared_from_this<Session> {
   void read_body() {
     beast::http::async_read(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&Session::on_read, shared_from_this()));
+  }
+
+  // Answers a request that cannot be read on, then closes (the stream is out of sync).
+  void refuse(HttpStatus status, const std::string& code, const std::string& message) {
+    Request stub;
+    stub.version(11);
+    stub.keep_alive(false);
+    Response response = error_response(stub, status, code, message);
+    response.keep_alive(false);
+    write(std::move(response));
   }
 
   void on_read_error(beast::error_code ec) {

@@ -154,6 +154,14 @@ TEST_F(ApiTest, BodiesMustBeWellFormedJsonObjects) {
   expect_error(call_text(Verb::post, search, "{\"vector\": [1]}", "text/plain"), 415,
                "unsupported_media_type");
   expect_error(call_text(Verb::post, search, "{}", ""), 415, "unsupported_media_type");
+  // Parser differentials (issue 13): a NUL ends nlohmann's input; a repeated key keeps the last.
+  expect_error(call_text(Verb::post, search, std::string("{\"k\": 1}\0garbage", 17)), 400,
+               "invalid_json");
+  expect_error(call_text(Verb::post, search, "{\"k\": 1, \"k\": 2}"), 400, "invalid_json");
+  expect_error(call_text(Verb::post, search, "{\"a\": {\"x\": 1, \"x\": 1}}"), 400, "invalid_json");
+  // The same key in different objects is fine (the search then rejects the unknown fields).
+  expect_error(call_text(Verb::post, search, "{\"a\": {\"x\": 1}, \"b\": {\"x\": 1}}"), 400,
+               "invalid_field");
   EXPECT_EQ(call_text(Verb::post, kDocs + "/trie/next", "{\"prefix\": []}",
                       "application/json; charset=utf-8")
                 .result_int(),

@@ -73,6 +73,27 @@ TEST(Server, MalformedRequestIs400ThenClose) {
   EXPECT_TRUE(client.closed_by_server());
 }
 
+TEST(Server, TransferEncodingOtherThanChunkedIs400ThenClose) {
+  // Request smuggling (issue 13): Beast read "chunked, identity" as an empty body and the chunk
+  // data as a second request.
+  Server server(test_options(), echo);
+  ASSERT_TRUE(server.start().is_ok());
+  for (const char* coding : {"chunked, identity", "gzip, chunked", "identity"}) {
+    TestClient client(server.port());
+    client.send_raw(std::string("POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: ") + coding +
+                    "\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n");
+    auto r = client.read_response();
+    EXPECT_EQ(r.result(), HttpStatus::bad_request) << coding;
+    EXPECT_TRUE(client.closed_by_server()) << coding;
+  }
+  TestClient chunked(server.port());
+  chunked.send_raw(
+      "POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+  auto ok = chunked.read_response();
+  EXPECT_EQ(ok.result(), HttpStatus::ok);
+  EXPECT_NE(ok.body().find("\"body_bytes\":5"), std::string::npos) << ok.body();
+}
+
 TEST(Server, SlowClientIsCutOffByTheReadDeadline) {
   Server server(test_options(), echo);
   ASSERT_TRUE(server.start().is_ok());
