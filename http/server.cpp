@@ -7,6 +7,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
@@ -67,6 +68,12 @@ struct Server::Impl {
   // is pending (during stop(), after the acceptor closed).
   asio::executor_work_guard<asio::io_context::executor_type> work_guard{ioc.get_executor()};
   std::vector<std::thread> io_threads;
+  // accept() failures (EMFILE when file descriptors run out, ...) back off instead of spinning:
+  // 10 ms doubling to 1 s, reset by the next success; logged at most once a second.
+  asio::steady_timer accept_retry{acceptor.get_executor()};  // on the acceptor's strand
+  std::chrono::milliseconds accept_backoff{0};
+  std::chrono::steady_clock::time_point last_accept_log{};
+  std::size_t accept_failures_unlogged = 0;
   std::atomic<std::size_t> in_flight{0};
   std::atomic<bool> draining{false};
   std::atomic<bool> stopped{false};
@@ -225,17 +232,33 @@ class Session : public std::enable_shared_from_this<Session> {
 }  // namespace
 
 void Server::Impl::accept() {
-  acceptor.async_accept(asio::make_strand(ioc),
-                        [self = this](beast::error_code ec, tcp::socket socket) {
-                          if (ec) {
-                            if (ec == asio::error::operation_aborted || !self->acceptor.is_open())
-                              return;
-                            spdlog::warn("accept failed: {}", ec.message());
-                          } else {
-                            std::make_shared<Session>(std::move(socket), self)->start();
-                          }
-                          self->accept();
-                        });
+  acceptor.async_accept(
+      asio::make_strand(ioc), [self = this](beast::error_code ec, tcp::socket socket) {
+        if (!ec) {
+          self->accept_backoff = std::chrono::milliseconds(0);
+          std::make_shared<Session>(std::move(socket), self)->start();
+          return self->accept();
+        }
+        if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
+        self->accept_backoff =
+            std::min(std::chrono::milliseconds(1000),
+                     std::max(std::chrono::milliseconds(10), self->accept_backoff * 2));
+        const auto now = std::chrono::steady_clock::now();
+        if (now - self->last_accept_log >= std::chrono::seconds(1)) {
+          spdlog::warn(
+              "accept failed: {} (retrying in {} ms; {} more failures since the last "
+              "report)",
+              ec.message(), self->accept_backoff.count(), self->accept_failures_unlogged);
+          self->last_accept_log = now;
+          self->accept_failures_unlogged = 0;
+        } else {
+          ++self->accept_failures_unlogged;
+        }
+        self->accept_retry.expires_after(self->accept_backoff);
+        self->accept_retry.async_wait([self](beast::error_code wait_ec) {
+          if (!wait_ec && self->acceptor.is_open()) self->accept();
+        });
+      });
 }
 
 void Server::Impl::run_handler(const Request& request, Response& response) {
@@ -295,6 +318,7 @@ void Server::stop() {
   asio::post(impl_->acceptor.get_executor(), [impl = impl_.get()] {
     beast::error_code ec;
     impl->acceptor.close(ec);
+    impl->accept_retry.cancel();
   });
   {
     std::unique_lock lock(impl_->mutex);
