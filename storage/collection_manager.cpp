@@ -20,14 +20,24 @@ bool is_name_char(char c) {
          c == '-';
 }
 
-// The directory names under `dir` that are valid names (staging and trash entries are skipped).
-Result<std::vector<std::string>> named_entries(const fs::path& dir) {
+// The collections under `dir` (collection_names) or its snapshots: staging and trash entries
+// (leading '.') are skipped, and so, under collections/, are names outside the naming rule (a file
+// system's lost+found). Every other entry must be a directory (Corruption naming it otherwise: a
+// collection replaced by a file is damage, not absence).
+Result<std::vector<std::string>> named_entries(const fs::path& dir, bool collection_names) {
   std::vector<std::string> names;
   std::error_code ec;
   if (!fs::exists(dir, ec)) return names;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
-    if (entry.is_directory() && !name.empty() && name[0] != '.') names.push_back(name);
+    if (name.empty() || name[0] == '.') continue;
+    if (collection_names && !CollectionManager::validate_name(name).is_ok()) continue;
+    std::error_code type_ec;
+    if (!entry.is_directory(type_ec)) {
+      return Status::corruption(entry.path().string() +
+                                " is not a directory: a collection or snapshot must be one");
+    }
+    names.push_back(name);
   }
   if (ec) return Status::io_error("cannot list " + dir.string() + ": " + ec.message());
   std::sort(names.begin(), names.end());
@@ -191,7 +201,7 @@ bool CollectionManager::exists(const std::string& name) const {
 
 Result<std::vector<std::string>> CollectionManager::list() const {
   std::lock_guard lock(mutex_);
-  return named_entries(fs::path(data_dir_) / "collections");
+  return named_entries(fs::path(data_dir_) / "collections", /*collection_names=*/true);
 }
 
 Status CollectionManager::close_locked(const std::string& name) {
@@ -235,7 +245,8 @@ Result<std::string> CollectionManager::create_snapshot(const std::string& name) 
 Result<std::vector<std::string>> CollectionManager::list_snapshots(const std::string& name) const {
   SEMID_RETURN_IF_ERROR(validate_name(name));
   std::lock_guard lock(mutex_);
-  SEMID_ASSIGN_OR_RETURN(std::vector<std::string> ids, named_entries(snapshot_root(name)));
+  SEMID_ASSIGN_OR_RETURN(std::vector<std::string> ids,
+                         named_entries(snapshot_root(name), /*collection_names=*/false));
   // RocksDB builds a checkpoint in "<id>.tmp" and renames it: such an entry is not (yet) one.
   std::erase_if(ids, [](const std::string& id) { return id.ends_with(".tmp"); });
   return ids;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "tests/storage/storage_test_util.h"
 #include "tests/test_util.h"
@@ -59,6 +60,26 @@ TEST_F(CollectionManagerTest, CreatesListsOpensAndDrops) {
   EXPECT_EQ(*restarted->list(), (std::vector<std::string>{"words-2"}));
   EXPECT_EQ(restarted->get("words-2", other).status().code(), Status::Code::kFailedPrecondition);
   EXPECT_TRUE(restarted->get("words-2", model_).is_ok());
+}
+
+TEST_F(CollectionManagerTest, LostAndFoundIsSkippedAndACollectionReplacedByAFileIsCorruption) {
+  // Issue 13: a lost+found under collections/ stopped start-up; a file in a collection's place
+  // was listed as nothing (and the server started, answering 404).
+  auto manager = open_manager();
+  ASSERT_TRUE(manager->create("movies", model_).is_ok());
+  const fs::path collections = fs::path(manager->data_dir()) / "collections";
+  fs::create_directories(collections / "lost+found");
+  EXPECT_EQ(*manager->list(), (std::vector<std::string>{"movies"}));
+  ASSERT_TRUE(manager->close_all().is_ok());
+  manager.reset();
+  fs::remove_all(collections / "movies");
+  std::ofstream(collections / "movies") << "not a database";
+  auto restarted = open_manager();
+  const auto listed = restarted->list();
+  ASSERT_FALSE(listed.is_ok());
+  EXPECT_EQ(listed.status().code(), Status::Code::kCorruption);
+  EXPECT_NE(listed.status().message().find("movies is not a directory"), std::string::npos)
+      << listed.status().to_string();
 }
 
 TEST_F(CollectionManagerTest, RejectsBadNames) {
