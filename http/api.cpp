@@ -302,6 +302,9 @@ Response Api::Impl::route(const Request& request, std::string& route_pattern,
   const std::string_view target = to_std(request.target());
   const std::size_t question = target.find('?');
   const Router::Match match = router.match(request.method(), target.substr(0, question));
+  // Without a valid key a client learns nothing of the routes: unknown paths and methods answer
+  // 401 like known ones (the public /healthz and /readyz always match).
+  if (match.outcome != Router::Match::Outcome::kFound) authorize(request, Access::kRead);
   if (match.outcome == Router::Match::Outcome::kNotFound) {
     return error_response(request, HttpStatus::not_found, "not_found",
                           "no endpoint at '" + std::string(target.substr(0, question)) + "'");

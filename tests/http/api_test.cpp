@@ -778,6 +778,10 @@ TEST_F(ApiTest, KeysGateReadsAndWrites) {
   expect_error(call(Verb::get, kDocs, nullptr, {{"Authorization", "Basic d3JpdGUtc2VjcmV0"}}), 401,
                "unauthorized");
   expect_error(call(Verb::get, "/metrics"), 401, "unauthorized");
+  // Routes are not revealed without a key (issue 13): unknown paths and methods are 401 too.
+  expect_error(call(Verb::get, "/v1/secret-admin"), 401, "unauthorized");
+  expect_error(call(Verb::patch, kDocs), 401, "unauthorized");
+  expect_error(call(Verb::get, "/v1/secret-admin", nullptr, reader), 404, "not_found");
   EXPECT_EQ(call(Verb::get, "/healthz").result_int(), 200);
   EXPECT_EQ(call(Verb::get, "/readyz").result_int(), 200);
 
