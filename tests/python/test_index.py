@@ -142,3 +142,31 @@ def test_range_search_reset_and_sids(kmeans, data):
     assert index.ntotal == 0 and not index.has_ids
     index.add(x[:10])
     assert index.search(queries[:1], 3)[1].tolist() != [[-1, -1, -1]]
+
+
+def test_an_untrained_index_trains_and_every_search_parameter_is_honoured(data):
+    x, queries = data
+    index = semid.index_factory(32, "IDMap,RQVAE2x4,epochs=2,warmup=1", "ip")
+    assert not index.is_trained
+    index.train(x)
+    assert index.is_trained
+    index.add_with_ids(x[:500], np.arange(500) * 2)
+    D, I = index.search(queries, 5)
+    assert (I[I >= 0] % 2 == 0).all()
+    rq = semid.IndexRQVAE(semid.train(x, kind="rqkmeans", levels=3, codebook_size=16))
+    rq.add(x)
+    exact = rq.search(queries, 10, semid.SearchParametersRQVAE(mode="exhaustive"))[0]
+    full = rq.search(queries, 10, semid.SearchParametersRQVAE(shortlist=2000))[0]
+    np.testing.assert_allclose(full, exact, atol=1e-5)  # a full shortlist is exhaustive
+    beam = rq.search(queries, 10, semid.SearchParametersRQVAE(beam=2))[1]
+    sids = rq.sids
+    for q, row in enumerate(beam):  # the beam keeps at most 2 full SIDs per query
+        assert len({tuple(sids[i]) for i in row if i >= 0}) <= 2
+    query_sids = rq.quantizer.encode(queries)
+    _, I = rq.search(queries, 10, semid.SearchParametersRQVAE(mode="prefix", min_prefix=2))
+    for q, row in enumerate(I):
+        for i in row[row >= 0]:
+            assert (sids[i][:2] == query_sids[q][:2]).all()
+    p = semid.SearchParametersRQVAE()
+    p.mode, p.shortlist, p.prefix = "prefix", 20, [1]
+    assert (p.mode, p.shortlist, p.prefix, p.sel) == ("prefix", 20, [1], None)
