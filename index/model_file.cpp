@@ -48,6 +48,12 @@ class Sha256 {
 
 }  // namespace
 
+std::string sha256_hex(std::span<const std::uint8_t> bytes) {
+  Sha256 sha;
+  sha.update(bytes.data(), bytes.size());
+  return sha.hex();
+}
+
 std::string content_hash(std::string_view kind, const nlohmann::json& config,
                          const std::map<std::string, safetensors::TensorView>& tensors) {
   Sha256 sha;

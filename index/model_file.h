@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -22,6 +23,9 @@
 namespace semid::model_file {
 
 inline constexpr int kVersion = 1;
+
+// Hex SHA-256 of `bytes` (what an imported model records of its source file).
+std::string sha256_hex(std::span<const std::uint8_t> bytes);
 
 // The content hash of a model given its parts (hex SHA-256).
 std::string content_hash(std::string_view kind, const nlohmann::json& config,

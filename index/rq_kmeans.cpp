@@ -55,11 +55,13 @@ Status RqKMeansConfig::validate() const {
 }
 
 nlohmann::json RqKMeansConfig::to_json() const {
-  return {{"dim", dim},
-          {"levels", levels},
-          {"codebook_size", codebook_size},
-          {"beam_size", beam_size},
-          {"metric", metric_name(metric)}};
+  nlohmann::json j = {{"dim", dim},
+                      {"levels", levels},
+                      {"codebook_size", codebook_size},
+                      {"beam_size", beam_size},
+                      {"metric", metric_name(metric)}};
+  if (!source.is_null()) j["source"] = source;
+  return j;
 }
 
 Result<RqKMeansConfig> RqKMeansConfig::from_json(const nlohmann::json& j) {
@@ -75,6 +77,8 @@ Result<RqKMeansConfig> RqKMeansConfig::from_json(const nlohmann::json& j) {
         c.codebook_size = value.get<int>();
       else if (key == "beam_size")
         c.beam_size = value.get<int>();
+      else if (key == "source")
+        c.source = value;
       else if (key == "metric") {
         SEMID_ASSIGN_OR_RETURN(c.metric, parse_metric(value.get<std::string>()));
       } else {
@@ -301,6 +305,35 @@ Result<std::unique_ptr<RqKMeans>> RqKMeans::from_parsed(const model_file::Parsed
   rq->is_trained = true;
   std::unique_ptr<RqKMeans> model(new RqKMeans(config, std::move(rq)));
   model->hash_ = parsed.hash;
+  return model;
+}
+
+Result<std::unique_ptr<RqKMeans>> RqKMeans::from_codebooks(const RqKMeansConfig& config,
+                                                           std::vector<float> codebooks) {
+  SEMID_RETURN_IF_ERROR(config.validate());
+  const std::size_t expected = static_cast<std::size_t>(config.levels) *
+                               static_cast<std::size_t>(config.codebook_size) *
+                               static_cast<std::size_t>(config.dim);
+  if (codebooks.size() != expected) {
+    return Status::invalid_argument(
+        "codebooks hold " + std::to_string(codebooks.size()) + " floats; " +
+        std::to_string(config.levels) + " x " + std::to_string(config.codebook_size) + " x " +
+        std::to_string(config.dim) + " = " + std::to_string(expected) + " expected");
+  }
+  for (std::size_t i = 0; i < codebooks.size(); ++i) {
+    if (!std::isfinite(codebooks[i])) {
+      const std::size_t per_level = expected / static_cast<std::size_t>(config.levels);
+      return Status::invalid_argument(
+          "codebook of level " + std::to_string(i / per_level) + " holds " +
+          std::to_string(codebooks[i]) + " at code " +
+          std::to_string(i % per_level / static_cast<std::size_t>(config.dim)));
+    }
+  }
+  auto rq = make_rq(config);
+  rq->codebooks = std::move(codebooks);
+  rq->is_trained = true;
+  std::unique_ptr<RqKMeans> model(new RqKMeans(config, std::move(rq)));
+  model->refresh_content_hash();
   return model;
 }
 

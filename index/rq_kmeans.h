@@ -35,6 +35,10 @@ struct RqKMeansConfig {
   int beam_size = 5;
   // The data metric; kCosine normalises inputs. Default: kCosine.
   Metric metric = Metric::kCosine;
+  // Where an imported model came from (format, source file and its SHA-256, the source's own
+  // config; see index/checkpoint_import.h); null for a model semid trained. Part of the config,
+  // so the content hash covers it and `semid info` and `GET {c}` show it.
+  nlohmann::json source = nullptr;
 
   Status validate() const;
   nlohmann::json to_json() const;
@@ -76,6 +80,10 @@ class RqKMeans final : public Quantizer {
                                                  const float* x);
   static Result<std::unique_ptr<RqKMeans>> load(const std::string& path);
   static Result<std::unique_ptr<RqKMeans>> from_parsed(const model_file::Parsed& parsed);
+  // A model from given codebooks (levels * codebook_size * dim floats, level-major), as an import
+  // makes it. InvalidArgument for a bad config, a wrong size or NaN/Inf in the codebooks.
+  static Result<std::unique_ptr<RqKMeans>> from_codebooks(const RqKMeansConfig& config,
+                                                          std::vector<float> codebooks);
 
   ~RqKMeans() override;
   RqKMeans(const RqKMeans&) = delete;

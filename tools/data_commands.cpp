@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "index/exact_knn.h"
 #include "index/file_util.h"
 #include "index/metric.h"
+#include "index/quantizer.h"
 #include "index/vecs_io.h"
 #include "tools/commands.h"
 
@@ -188,6 +190,15 @@ void run_groundtruth(const GroundTruthArgs& args) {
 }
 
 void run_info(const std::string& path) {
+  if (path.ends_with(".safetensors")) {  // a model file: kind, config (with an import's source)
+    const auto model = value_or_throw(load_quantizer(path));
+    const nlohmann::json out = {{"file", path},
+                                {"kind", model->kind()},
+                                {"config", model->config_json()},
+                                {"content_hash", model->content_hash()}};
+    std::printf("%s\n", out.dump(2).c_str());
+    return;
+  }
   const VecsFormat format = value_or_throw(format_from_path(path));
   const VecsShape shape = value_or_throw(read_shape(path));
   std::printf("file: %s\nformat: %s\nrows: %zu\ncols: %zu\n", path.c_str(), format_name(format),
@@ -245,8 +256,10 @@ void register_data_commands(CLI::App& app) {
   gt_cmd->callback([gt] { run_groundtruth(*gt); });
 
   auto info_path = std::make_shared<std::string>();
-  CLI::App* info_cmd = app.add_subcommand("info", "Print the format and shape of a vector file");
-  info_cmd->add_option("file", *info_path, "A .fvecs, .ivecs, .bvecs or .npy file")->required();
+  CLI::App* info_cmd = app.add_subcommand(
+      "info", "Print the format and shape of a vector file, or a model file's kind and config");
+  info_cmd->add_option("file", *info_path, "A .fvecs, .ivecs, .bvecs, .npy or .safetensors file")
+      ->required();
   info_cmd->callback([info_path] { run_info(*info_path); });
 }
 

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -10,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "index/checkpoint_import.h"
 #include "index/exact_knn.h"
 #include "index/rq_kmeans.h"
 #include "index/rqvae.h"
@@ -283,24 +285,48 @@ void register_model_commands(CLI::App& app) {
   encode->callback(
       [encode_args] { run_encode((*encode_args)[0], (*encode_args)[1], (*encode_args)[2]); });
 
-  struct EvalArgs {
-    std::string model, base, query, gt;
-    int k = 10;
-    bool json = false;
-  };
-  auto eval_args = std::make_shared<EvalArgs>();
-  auto* eval = app.add_subcommand(
-      "eval", "Recall of exhaustive reconstructed-vector search, and model health");
-  eval->add_option("--model", eval_args->model, "Model file")->required();
-  eval->add_option("--base", eval_args->base, "Base vectors")->required();
-  eval->add_option("--query", eval_args->query, "Query vectors")->required();
-  eval->add_option("--gt", eval_args->gt, "Ground truth (.ivecs)")->required();
-  eval->add_option("--k", eval_args->k, "k")->capture_default_str()->check(CLI::Range(1, 1000));
-  eval->add_flag("--json", eval_args->json, "Print JSON");
-  eval->callback([eval_args] {
-    run_eval(eval_args->model, eval_args->base, eval_args->query, eval_args->gt, eval_args->k,
-             eval_args->json);
-  });
-}
+  auto import_args = std::make_shared<std::array<std::string, 3>>();
+  (*import_args)[2] = "auto";
+  auto* import = app.add_subcommand(
+      "import", "Import a PyTorch tokenizer checkpoint (safetensors) as a semid model");
+  import
+      ->add_option("source", (*import_args)[0],
+                   "A safetensors file, or a folder with model.safetensors (and config.json)")
+      ->required();
+  import->add_option("--out", (*import_args)[1], "Model file to write")->required();
+  import
+      ->add_option("--format", (*import_args)[2],
+                   "auto, residual-quantizer or res-kmeans (index/checkpoint_import.h)")
+      ->capture_default_str();
+  import->callback([import_args] {
+    const CheckpointFormat format = value_or_throw(parse_checkpoint_format((*import_args)[2]));
+  const auto model = value_or_throw(import_checkpoint((*import_args)[0], format));
+  throw_if_error(model->save((*import_args)[1]));
+  const nlohmann::json out = {{"model", (*import_args)[1]},
+                              {"kind", model->kind()},
+                              {"config", model->config_json()},
+                              {"content_hash", model->content_hash()}};
+  std::printf("%s\n", out.dump(2).c_str());
+});
+
+struct EvalArgs {
+  std::string model, base, query, gt;
+  int k = 10;
+  bool json = false;
+};
+auto eval_args = std::make_shared<EvalArgs>();
+auto* eval = app.add_subcommand(
+    "eval", "Recall of exhaustive reconstructed-vector search, and model health");
+eval->add_option("--model", eval_args->model, "Model file")->required();
+eval->add_option("--base", eval_args->base, "Base vectors")->required();
+eval->add_option("--query", eval_args->query, "Query vectors")->required();
+eval->add_option("--gt", eval_args->gt, "Ground truth (.ivecs)")->required();
+eval->add_option("--k", eval_args->k, "k")->capture_default_str()->check(CLI::Range(1, 1000));
+eval->add_flag("--json", eval_args->json, "Print JSON");
+eval->callback([eval_args] {
+  run_eval(eval_args->model, eval_args->base, eval_args->query, eval_args->gt, eval_args->k,
+           eval_args->json);
+});
+}  // namespace semid::tools
 
 }  // namespace semid::tools

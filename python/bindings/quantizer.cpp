@@ -6,6 +6,7 @@
 
 #include <set>
 
+#include "index/checkpoint_import.h"
 #include "index/rqvae.h"
 #include "index/train.h"
 #include "python/bindings/arrays.h"
@@ -196,6 +197,18 @@ void bind_quantizer(py::module_& m) {
                            nlohmann::json::object()};
       },
       py::arg("path"), "Loads a model file written by semid train or Quantizer.save.");
+  m.def(
+      "import_checkpoint",
+      [](const std::string& source, const std::string& format) {
+        const CheckpointFormat parsed = value_or_raise(parse_checkpoint_format(format));
+        return PyQuantizer{
+            std::shared_ptr<const Quantizer>(value_or_raise(import_checkpoint(source, parsed))),
+            nlohmann::json::object()};
+      },
+      py::arg("source"), py::arg("format") = "auto",
+      "A PyTorch tokenizer checkpoint (a safetensors file or a hub folder) as a Quantizer with "
+      "exactly its SIDs: 'residual-quantizer' (the seed model card) or 'res-kmeans'; 'auto' "
+      "detects the layout from the tensor names (index/checkpoint_import.h).");
   m.def(
       "set_threads", [](int threads) { RqVae::set_threads(threads); }, py::arg("threads"),
       "LibTorch intra-op threads for the RQ-VAE's encoder and decoder.");

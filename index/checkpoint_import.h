@@ -1,0 +1,36 @@
+// Importing the PyTorch tokenizers users already have, as semid models that give exactly their
+// SIDs. Layouts (auto-detected from tensor names; see issue 12 and each project's own code):
+//  - residual-quantizer (the seed model card's ResidualQuantizer, a PyTorchModelHubMixin folder):
+//    model.safetensors with quantizers.{l}.embedding.weight [K, d] and config.json
+//    {"commitment_cost", "embedding_dim", "num_embeddings", "num_layers"}; no encoder or decoder:
+//    the nearest codeword (squared L2) per level on the raw input residual.
+//  - res-kmeans (OpenOneRec): centroids.{l} [K, d], levels = the number of keys; the same rule.
+// Both become an RQ-KMeans model with the L2 metric and beam 1 (greedy), which is that rule.
+// A torch pickle (.pt, .pth, .ckpt) is never unpickled here: convert it to safetensors first.
+// The model records where it came from in its config's "source" (format, file, SHA-256, the
+// source's config.json).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "index/quantizer.h"
+#include "index/status.h"
+
+namespace semid {
+
+enum class CheckpointFormat { kAuto, kResidualQuantizer, kResKMeans };
+
+// "auto", "residual-quantizer" or "res-kmeans" (InvalidArgument listing them otherwise).
+Result<CheckpointFormat> parse_checkpoint_format(std::string_view name);
+const char* checkpoint_format_name(CheckpointFormat format);
+
+// `source`: a safetensors file, or a folder holding model.safetensors (and config.json). Errors
+// name the file and what is wrong: an unknown layout lists the tensor names found and the formats
+// known; missing levels, wrong shapes, mixed layouts, NaN/Inf weights, a config.json that
+// disagrees with the tensors, a codebook size that is not a power of two, a truncated file.
+Result<std::unique_ptr<Quantizer>> import_checkpoint(const std::string& source,
+                                                     CheckpointFormat format);
+
+}  // namespace semid

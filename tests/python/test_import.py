@@ -1,0 +1,153 @@
+"""Importing PyTorch tokenizer checkpoints (issue 12): the layouts are built with torch here, the
+SIDs torch's own code would give are computed here, and semid must give the same."""
+import json
+import os
+import struct
+import subprocess
+
+import numpy as np
+import pytest
+
+import semid
+
+torch = pytest.importorskip("torch")
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """A minimal safetensors writer (the Python package is not a dependency)."""
+    header, blobs, offset = {}, [], 0
+    if metadata:
+        header["__metadata__"] = metadata
+    for name, t in tensors.items():
+        data = t.detach().contiguous().numpy().tobytes()
+        dtype = {torch.float32: "F32", torch.float16: "F16", torch.float64: "F64"}[t.dtype]
+        header[name] = {"dtype": dtype, "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+class ResidualQuantizer(torch.nn.Module):
+    """The seed model card's layout: quantizers.{l}.embedding (nn.Embedding [K, d]); each level
+    takes the nearest codeword (squared L2) of the residual."""
+
+    def __init__(self, num_layers, num_embeddings, embedding_dim):
+        super().__init__()
+        self.quantizers = torch.nn.ModuleList()
+        for _ in range(num_layers):
+            q = torch.nn.Module()
+            q.embedding = torch.nn.Embedding(num_embeddings, embedding_dim)
+            self.quantizers.append(q)
+
+    @torch.no_grad()
+    def encode(self, x):
+        codes, r = [], x
+        for q in self.quantizers:
+            w = q.embedding.weight
+            idx = ((r * r).sum(1, keepdim=True) - 2 * r @ w.T + (w * w).sum(1)).argmin(1)
+            codes.append(idx)
+            r = r - w[idx]
+        return torch.stack(codes, 1)
+
+    @torch.no_grad()
+    def decode(self, codes):
+        return sum(q.embedding.weight[codes[:, l]] for l, q in enumerate(self.quantizers))
+
+
+def hub_folder(tmp_path, levels, K, d, seed=0, config=True):
+    torch.manual_seed(seed)
+    model = ResidualQuantizer(levels, K, d)
+    with torch.no_grad():
+        for l, q in enumerate(model.quantizers):
+            q.embedding.weight.mul_(0.5 ** l)  # residual scales shrink level by level
+    folder = tmp_path / "hub"
+    folder.mkdir()
+    write_safetensors(folder / "model.safetensors", dict(model.state_dict()))
+    if config:
+        (folder / "config.json").write_text(json.dumps(
+            {"commitment_cost": 0.25, "embedding_dim": d, "num_embeddings": K, "num_layers": levels}))
+    return model, folder
+
+
+def check_same(model, q, x):
+    codes = model.encode(x).numpy()
+    got = q.encode(x.numpy())
+    same = (got == codes).all(1).mean()
+    assert same >= 0.999, f"{same:.4f} of the SIDs agree"
+    np.testing.assert_allclose(q.decode(codes), model.decode(torch.from_numpy(codes)).numpy(),
+                               atol=1e-5)
+
+
+def test_the_seed_model_card_layout_4x1024x768(tmp_path):
+    model, folder = hub_folder(tmp_path, 4, 1024, 768)
+    x = torch.randn(2000, 768)
+    q = semid.import_checkpoint(str(folder))
+    assert (q.kind, q.levels, q.codebook_size, q.dim, q.metric) == ("rqkmeans", 4, 1024, 768, "l2")
+    source = q.config["source"]
+    assert source["format"] == "residual-quantizer" and source["config"]["num_layers"] == 4
+    assert len(source["sha256"]) == 64
+    check_same(model, q, x)
+    # A FAISS-face index and a trie over it: 2 bytes a level.
+    index = semid.IndexRQVAE(q)
+    index.add(x[:100].numpy())
+    assert index.sa_code_size() == 8
+
+
+def test_res_kmeans_layout_and_the_cli(tmp_path):
+    torch.manual_seed(1)
+    centroids = {f"centroids.{l}": torch.randn(64, 32) * 0.5 ** l for l in range(3)}
+    path = tmp_path / "rk.safetensors"
+    write_safetensors(path, centroids)
+    q = semid.import_checkpoint(str(path), "res-kmeans")
+    model = ResidualQuantizer(3, 64, 32)
+    with torch.no_grad():
+        for l, qz in enumerate(model.quantizers):
+            qz.embedding.weight.copy_(centroids[f"centroids.{l}"])
+    check_same(model, q, torch.randn(3000, 32))
+    cli = os.environ.get("SEMID_CLI")
+    if cli:
+        out = tmp_path / "m.safetensors"
+        run = subprocess.run([cli, "import", str(path), "--out", str(out)], capture_output=True,
+                             text=True, check=True)
+        assert json.loads(run.stdout)["content_hash"] == q.content_hash
+        assert semid.load_quantizer(str(out)).content_hash == q.content_hash
+
+
+def test_malformed_checkpoints_are_clear_errors(tmp_path):
+    w = lambda *shape: torch.randn(*shape)  # noqa: E731
+    cases = {
+        "gap": ({"quantizers.0.embedding.weight": w(16, 8), "quantizers.2.embedding.weight": w(16, 8)},
+                "without gaps"),
+        "shapes": ({"quantizers.0.embedding.weight": w(16, 8), "quantizers.1.embedding.weight": w(16, 4)},
+                   "level 0 is"),
+        "mixed": ({"quantizers.0.embedding.weight": w(16, 8), "centroids.0": w(16, 8)},
+                  "a mix of layouts"),
+        "unknown": ({"encoder.weight": w(4, 4)}, "no known layout"),
+        "stranger": ({"quantizers.0.embedding.weight": w(16, 8), "extra": w(2)}, "not part of"),
+        "nan": ({"quantizers.0.embedding.weight": torch.full((16, 8), float("nan"))}, "nan"),
+        "power": ({"centroids.0": w(12, 8)}, "power of two"),
+        "dtype": ({"centroids.0": w(16, 8).half()}, "F32"),
+    }
+    for name, (tensors, message) in cases.items():
+        path = tmp_path / f"{name}.safetensors"
+        write_safetensors(path, tensors)
+        with pytest.raises(ValueError, match=message):
+            semid.import_checkpoint(str(path))
+    good = tmp_path / "good.safetensors"
+    write_safetensors(good, {"centroids.0": w(16, 8)})
+    (tmp_path / "cut.safetensors").write_bytes(good.read_bytes()[:-10])
+    with pytest.raises(RuntimeError, match="cut.safetensors"):
+        semid.import_checkpoint(str(tmp_path / "cut.safetensors"))
+    (tmp_path / "m.pt").write_bytes(b"\x80\x02")
+    with pytest.raises(ValueError, match="torch pickle"):
+        semid.import_checkpoint(str(tmp_path / "m.pt"))
+    _, folder = hub_folder(tmp_path, 2, 16, 8)
+    (folder / "config.json").write_text(json.dumps({"num_layers": 3}))
+    with pytest.raises(ValueError, match="num_layers = 3"):
+        semid.import_checkpoint(str(folder))
+    with pytest.raises(ValueError, match="known: auto, residual-quantizer"):
+        semid.import_checkpoint(str(folder), "lucidrains")
