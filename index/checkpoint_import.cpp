@@ -205,4 +205,47 @@ Result<std::unique_ptr<Quantizer>> import_checkpoint(const std::string& source,
   return std::unique_ptr<Quantizer>(std::move(model).value());
 }
 
+Status export_checkpoint(const Quantizer& model, CheckpointFormat format,
+                         const std::string& out_dir) {
+  if (format == CheckpointFormat::kAuto) {
+    return Status::invalid_argument("export needs a format: " + known_formats());
+  }
+  const std::string name = checkpoint_format_name(format);
+  if (model.kind() != "rqkmeans") {
+    return Status::failed_precondition("a '" + model.kind() +
+                                       "' model has an encoder and decoder, which the " + name +
+                                       " layout cannot hold (it is residual codebooks alone)");
+  }
+  if (model.metric() != Metric::kL2) {
+    return Status::failed_precondition(
+        "a cosine model normalises its inputs, which the " + name +
+        " layout does not: train or import it with the L2 metric to export it");
+  }
+  const auto* kmeans = dynamic_cast<const RqKMeans*>(&model);
+  if (kmeans == nullptr || kmeans->config().beam_size != 1) {
+    return Status::failed_precondition(
+        "the model encodes with beam " + std::to_string(kmeans ? kmeans->config().beam_size : 0) +
+        "; the " + name +
+        " layout's loader takes the nearest codeword per level (beam 1), so its SIDs would differ");
+  }
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) return Status::io_error("cannot create " + out_dir + ": " + ec.message());
+  const Layout& layout = layout_of(format);
+  std::map<std::string, safetensors::Tensor> tensors;
+  for (int l = 0; l < model.levels(); ++l) {
+    tensors.emplace(
+        std::string(layout.prefix) + std::to_string(l) + layout.suffix,
+        safetensors::Tensor::from_floats({model.codebook_size(), model.dim()}, model.codebook(l)));
+  }
+  SEMID_RETURN_IF_ERROR(safetensors::write((fs::path(out_dir) / "model.safetensors").string(),
+                                           tensors, {{"format", "pt"}}));
+  if (format != CheckpointFormat::kResidualQuantizer) return Status::ok();
+  const nlohmann::json config = {{"commitment_cost", 0.25},
+                                 {"embedding_dim", model.dim()},
+                                 {"num_embeddings", model.codebook_size()},
+                                 {"num_layers", model.levels()}};
+  return write_file_atomically((fs::path(out_dir) / "config.json").string(), config.dump(2) + "\n");
+}
+
 }  // namespace semid

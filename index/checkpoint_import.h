@@ -33,4 +33,14 @@ const char* checkpoint_format_name(CheckpointFormat format);
 Result<std::unique_ptr<Quantizer>> import_checkpoint(const std::string& source,
                                                      CheckpointFormat format);
 
+// Writes `model` in a source project's layout, so that its loader gives the same SIDs:
+// residual-quantizer writes `out_dir`/model.safetensors (quantizers.{l}.embedding.weight) and
+// config.json ({"commitment_cost", "embedding_dim", "num_embeddings", "num_layers"}), res-kmeans
+// writes `out_dir`/model.safetensors with centroids.{l}. Only a model those layouts can express
+// exports: residual k-means with the L2 metric and beam 1 (greedy nearest codeword per level);
+// anything else is FailedPrecondition saying why (an RQ-VAE's encoder and decoder, a cosine
+// model's input normalisation, a beam the layouts' greedy rule does not search).
+Status export_checkpoint(const Quantizer& model, CheckpointFormat format,
+                         const std::string& out_dir);
+
 }  // namespace semid

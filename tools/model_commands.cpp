@@ -287,46 +287,61 @@ void register_model_commands(CLI::App& app) {
 
   auto import_args = std::make_shared<std::array<std::string, 3>>();
   (*import_args)[2] = "auto";
-  auto* import = app.add_subcommand(
+  auto* importer = app.add_subcommand(
       "import", "Import a PyTorch tokenizer checkpoint (safetensors) as a semid model");
-  import
+  importer
       ->add_option("source", (*import_args)[0],
                    "A safetensors file, or a folder with model.safetensors (and config.json)")
       ->required();
-  import->add_option("--out", (*import_args)[1], "Model file to write")->required();
-  import
+  importer->add_option("--out", (*import_args)[1], "Model file to write")->required();
+  importer
       ->add_option("--format", (*import_args)[2],
                    "auto, residual-quantizer or res-kmeans (index/checkpoint_import.h)")
       ->capture_default_str();
-  import->callback([import_args] {
+  importer->callback([import_args] {
     const CheckpointFormat format = value_or_throw(parse_checkpoint_format((*import_args)[2]));
-  const auto model = value_or_throw(import_checkpoint((*import_args)[0], format));
-  throw_if_error(model->save((*import_args)[1]));
-  const nlohmann::json out = {{"model", (*import_args)[1]},
-                              {"kind", model->kind()},
-                              {"config", model->config_json()},
-                              {"content_hash", model->content_hash()}};
-  std::printf("%s\n", out.dump(2).c_str());
-});
+    const auto model = value_or_throw(import_checkpoint((*import_args)[0], format));
+    throw_if_error(model->save((*import_args)[1]));
+    const nlohmann::json out = {{"model", (*import_args)[1]},
+                                {"kind", model->kind()},
+                                {"config", model->config_json()},
+                                {"content_hash", model->content_hash()}};
+    std::printf("%s\n", out.dump(2).c_str());
+  });
 
-struct EvalArgs {
-  std::string model, base, query, gt;
-  int k = 10;
-  bool json = false;
-};
-auto eval_args = std::make_shared<EvalArgs>();
-auto* eval = app.add_subcommand(
-    "eval", "Recall of exhaustive reconstructed-vector search, and model health");
-eval->add_option("--model", eval_args->model, "Model file")->required();
-eval->add_option("--base", eval_args->base, "Base vectors")->required();
-eval->add_option("--query", eval_args->query, "Query vectors")->required();
-eval->add_option("--gt", eval_args->gt, "Ground truth (.ivecs)")->required();
-eval->add_option("--k", eval_args->k, "k")->capture_default_str()->check(CLI::Range(1, 1000));
-eval->add_flag("--json", eval_args->json, "Print JSON");
-eval->callback([eval_args] {
-  run_eval(eval_args->model, eval_args->base, eval_args->query, eval_args->gt, eval_args->k,
-           eval_args->json);
-});
-}  // namespace semid::tools
+  auto export_args = std::make_shared<std::array<std::string, 3>>();
+  auto* exporter =
+      app.add_subcommand("export", "Write a semid model in a PyTorch project's checkpoint layout");
+  exporter->add_option("model", (*export_args)[0], "Model file")->required();
+  exporter->add_option("--format", (*export_args)[1], "residual-quantizer or res-kmeans")
+      ->required();
+  exporter->add_option("--out", (*export_args)[2], "Folder to write (model.safetensors, ...)")
+      ->required();
+  exporter->callback([export_args] {
+    const auto model = value_or_throw(load_quantizer((*export_args)[0]));
+    const CheckpointFormat format = value_or_throw(parse_checkpoint_format((*export_args)[1]));
+    throw_if_error(export_checkpoint(*model, format, (*export_args)[2]));
+    spdlog::info("wrote {} in the {} layout", (*export_args)[2], checkpoint_format_name(format));
+  });
+
+  struct EvalArgs {
+    std::string model, base, query, gt;
+    int k = 10;
+    bool json = false;
+  };
+  auto eval_args = std::make_shared<EvalArgs>();
+  auto* eval = app.add_subcommand(
+      "eval", "Recall of exhaustive reconstructed-vector search, and model health");
+  eval->add_option("--model", eval_args->model, "Model file")->required();
+  eval->add_option("--base", eval_args->base, "Base vectors")->required();
+  eval->add_option("--query", eval_args->query, "Query vectors")->required();
+  eval->add_option("--gt", eval_args->gt, "Ground truth (.ivecs)")->required();
+  eval->add_option("--k", eval_args->k, "k")->capture_default_str()->check(CLI::Range(1, 1000));
+  eval->add_flag("--json", eval_args->json, "Print JSON");
+  eval->callback([eval_args] {
+    run_eval(eval_args->model, eval_args->base, eval_args->query, eval_args->gt, eval_args->k,
+             eval_args->json);
+  });
+}
 
 }  // namespace semid::tools

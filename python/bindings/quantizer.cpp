@@ -178,6 +178,14 @@ void bind_quantizer(py::module_& m) {
       .def(
           "save", [](const PyQuantizer& q, const std::string& path) { check(q.model->save(path)); },
           py::arg("path"), "Writes the model file (safetensors; semid train writes the same).")
+      .def(
+          "export",
+          [](const PyQuantizer& q, const std::string& out_dir, const std::string& format) {
+            check(export_checkpoint(*q.model, value_or_raise(parse_checkpoint_format(format)),
+                                    out_dir));
+          },
+          py::arg("out_dir"), py::arg("format") = "residual-quantizer",
+          "Writes the model in a PyTorch project's layout (see semid.import_checkpoint).")
       .def("__repr__", [](const PyQuantizer& q) {
         return "<semid.Quantizer " + q.model->kind() + " " + std::to_string(q.model->levels()) +
                "x" + std::to_string(q.model->codebook_size()) + " dim " +
