@@ -4,12 +4,13 @@
 // fresh collection in batches; items/s includes encoding with the model, the RocksDB WriteBatch
 // (WAL write, and with --sync an fsync per batch) and the in-memory index and trie update. One row
 // per (batch size, sync) pair; the encoder alone is timed too, for reference.
-// Reads, on the last collection built (every item, no sync): reopening it (rebuild of index and trie from RocksDB plus
-// the agreement check), prefix scans (a page of up to --page items under the prefix of a random
-// stored item, at each depth), next-token lookups (at each depth), point gets and k = 10 searches;
-// latencies as p50 / p99 over --ops operations each. Writes on that collection: inserts of new ids,
-// updates of existing ids (new vectors, so new SIDs) and deletes, batch 1 and 1,000; then search
-// latency quiet and while a second thread deletes 10 items per second.
+// Reads, on the last collection built (every item, no sync): reopening it (rebuild of index and
+// trie from RocksDB plus the agreement check), prefix scans (a page of up to --page items under the
+// prefix of a random stored item, at each depth), next-token lookups (at each depth), point gets
+// and k = 10 searches; latencies as p50 / p99 over --ops operations each. Writes on that
+// collection: inserts of new ids, updates of existing ids (new vectors, so new SIDs) and deletes,
+// batch 1 and 1,000; then search latency quiet and while a second thread deletes 10 items per
+// second.
 //
 // Default data: data/glove100/base.fvecs (331k x 100, scripts/fetch-data glove) with
 // base_words.txt as payloads ({"text": word}). The model is read from --model; when that file does

@@ -39,8 +39,7 @@ Result<std::unique_ptr<Quantizer>> from_parsed(const model_file::Parsed& parsed)
     SEMID_ASSIGN_OR_RETURN(auto model, RqKMeans::from_parsed(parsed));
     return std::unique_ptr<Quantizer>(std::move(model));
   }
-  return Status::invalid_argument("unknown model kind '" + parsed.kind +
-                                  "' (rqvae or rqkmeans)");
+  return Status::invalid_argument("unknown model kind '" + parsed.kind + "' (rqvae or rqkmeans)");
 }
 
 }  // namespace

@@ -45,9 +45,9 @@ class CollectionManager {
 
   // Creates collection `name` for `model` with a collision policy (collection.h). AlreadyExists
   // when it exists.
-  Result<std::shared_ptr<Collection>> create(
-      const std::string& name, std::shared_ptr<const Quantizer> model,
-      CollisionPolicy policy = CollisionPolicy::kSuffix);
+  Result<std::shared_ptr<Collection>> create(const std::string& name,
+                                             std::shared_ptr<const Quantizer> model,
+                                             CollisionPolicy policy = CollisionPolicy::kSuffix);
   // Opens collection `name` (or returns the open one). With `expected_model`, its hash must match
   // the stored model's (FailedPrecondition otherwise). NotFound when there is no such collection.
   Result<std::shared_ptr<Collection>> get(

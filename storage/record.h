@@ -59,9 +59,8 @@ Result<std::uint64_t> decode_item_key(std::string_view key);
 // d < 2^32, P < 2^32).
 std::string encode_item_record(std::span<const std::int32_t> sid,
                                std::span<const std::int32_t> natural_sid,
-                               std::uint16_t collision_suffix,
-                               std::uint64_t sequence, std::span<const float> vector,
-                               std::string_view payload);
+                               std::uint16_t collision_suffix, std::uint64_t sequence,
+                               std::span<const float> vector, std::string_view payload);
 
 // What a record must agree with: the collection's shape.
 struct RecordShape {

@@ -45,7 +45,8 @@ TEST(ItemRecord, RoundTripsEveryField) {
 TEST(ItemRecord, EmptyPayloadAndTwoByteCodes) {
   const std::vector<std::int32_t> sid = {65535, 0};
   const std::vector<float> vector = {1.0f};
-  auto record = decode_item_record(encode_item_record(sid, sid, 65535, 0, vector, ""), {2, 65536, 1});
+  auto record =
+      decode_item_record(encode_item_record(sid, sid, 65535, 0, vector, ""), {2, 65536, 1});
   ASSERT_TRUE(record.is_ok()) << record.status().to_string();
   EXPECT_EQ(record->sid, sid);
   EXPECT_EQ(record->collision_suffix, 65535);
