@@ -6,7 +6,7 @@
 2. build semid's FAISS index over them and search it with user-profile queries,
 3. run a tiny trie-constrained beam decode with semid.torch.TrieLogitsMask and a stand-in "model"
    (random logits biased toward the query's own SID) and assert that every decoded SID belongs to
-   a real movie.
+   a real movie, and check that semid.torch.load_tokenizer reproduces the C++ model's SIDs.
 
     PYTHONPATH=build/python /usr/bin/python3 examples/movielens_constrained_decoding.py
 """
@@ -14,12 +14,13 @@
 import argparse
 import os
 import sys
+import tempfile
 
 import numpy as np
 import torch
 
 import semid
-from semid.torch import TrieLogitsMask
+from semid.torch import TrieLogitsMask, load_tokenizer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "..", "shared", "datasets", "movielens-use512")
@@ -73,6 +74,16 @@ def main():
     q = semid.train(base, kind=args.kind, levels=3, codebook_size=256, **budget)
     codes = q.encode(base)
     print(f"trained {q}: collision rate {q.report['codes']['collision_rate']:.3f}", file=sys.stderr)
+
+    # The same model in torch: load_tokenizer must give the C++ model's SIDs and reconstructions.
+    path = os.path.join(tempfile.mkdtemp(), "model.safetensors")
+    q.save(path)
+    tokenizer = load_tokenizer(path)
+    same = (tokenizer.encode(torch.from_numpy(base)).numpy() == codes).all(axis=1).mean()
+    gap = np.abs(tokenizer.decode(torch.from_numpy(codes)).numpy() - q.decode(codes)).max()
+    print(f"semid.torch tokenizer: {same:.2%} of the {len(base)} SIDs equal the C++ model's, "
+          f"largest decode difference {gap:.1e}")
+    assert same >= 0.999, "the torch tokenizer disagrees with the C++ model"
 
     # 2. index and search (recall@10 of the user profiles against the exact neighbours)
     index = semid.IndexRQVAE(q)

@@ -25,8 +25,8 @@ SidRelocator::SidRelocator(const Quantizer& model, int siblings)
   }
 }
 
-void SidRelocator::rank(const float* latent, const std::int32_t* sid, int level,
-                        std::int32_t* order) const {
+void SidRelocator::scores(const float* latent, const std::int32_t* sid, int level,
+                          float* score) const {
   const std::size_t d = latent_dim_;
   const auto K = static_cast<std::size_t>(codebook_size_);
   std::vector<float> residual(latent, latent + d);
@@ -35,13 +35,19 @@ void SidRelocator::rank(const float* latent, const std::int32_t* sid, int level,
     for (std::size_t j = 0; j < d; ++j) residual[j] -= word[j];
   }
   // Smaller is nearer: ||e||^2 - 2 <r, e> (L2, ||r||^2 dropped) or -<r, e> / ||e|| (cosine).
-  std::vector<float> score(K);
-  faiss::fvec_inner_products_ny(score.data(), residual.data(), books_[level].data(), d, K);
+  faiss::fvec_inner_products_ny(score, residual.data(), books_[level].data(), d, K);
   const std::vector<float>& norms = norms_[level];
   for (std::size_t c = 0; c < K; ++c) {
     score[c] =
         cosine_ ? -score[c] / std::max(std::sqrt(norms[c]), 1e-12f) : norms[c] - 2.0f * score[c];
   }
+}
+
+void SidRelocator::rank(const float* latent, const std::int32_t* sid, int level,
+                        std::int32_t* order) const {
+  const auto K = static_cast<std::size_t>(codebook_size_);
+  std::vector<float> score(K);
+  scores(latent, sid, level, score.data());
   std::iota(order, order + K, 0);
   std::stable_sort(order, order + K,
                    [&](std::int32_t a, std::int32_t b) { return score[a] < score[b]; });
@@ -69,6 +75,7 @@ std::optional<int> SidRelocator::place(const float* latent, std::int32_t* sid,
     return last;
   }
   std::vector<std::int32_t> upper(K);
+  std::vector<float> score(K);
   for (int up = last - 1; up >= 0; --up) {
     std::copy(sid, sid + L, trial.begin());
     rank(latent, trial.data(), up, upper.data());
@@ -77,10 +84,12 @@ std::optional<int> SidRelocator::place(const float* latent, std::int32_t* sid,
       if (code == sid[up]) continue;
       if (++tried > siblings_) break;
       trial[up] = code;
-      // Below the new prefix, the item's own greedy path down to the last level.
+      // Below the new prefix, the item's own greedy path down to the last level (the nearest
+      // code is the first of the ranking: no sort needed).
       for (int l = up + 1; l < last; ++l) {
-        rank(latent, trial.data(), l, order.data());
-        trial[l] = order[0];
+        scores(latent, trial.data(), l, score.data());
+        trial[l] =
+            static_cast<std::int32_t>(std::min_element(score.begin(), score.end()) - score.begin());
       }
       if (free_last()) {
         std::copy(trial.begin(), trial.end(), sid);

@@ -48,6 +48,9 @@ class SidRelocator {
   void rank(const float* latent, const std::int32_t* sid, int level, std::int32_t* order) const;
 
  private:
+  // The codeword rule's score of every code at `level` for the residual of latent under sid's
+  // first `level` codes (smaller is nearer), into score[0..K).
+  void scores(const float* latent, const std::int32_t* sid, int level, float* score) const;
   int levels_ = 0;
   int codebook_size_ = 0;
   std::size_t latent_dim_ = 0;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "index/status.h"
+#include "index/trie.h"
 
 namespace semid::python {
 
@@ -67,6 +68,11 @@ T value_or_raise(Result<T> result) {
   if (!result.is_ok()) raise(result.status());
   return std::move(result).value();
 }
+
+// One next_tokens answer, the same for a SidTrie and a Collection: {"prefix", "count" (items under
+// it), "next": [{"code", "count"}, ...]} with codes ascending.
+py::dict next_tokens_entry(const std::vector<std::int32_t>& prefix, std::uint64_t count,
+                           const std::vector<SidTrie::Child>& children);
 
 // JSON <-> Python objects through Python's json module.
 py::object to_python(const nlohmann::json& j);

@@ -1,4 +1,6 @@
 // The compiled half of `import semid` (see python/semid/__init__.py for the package around it).
+#include <pybind11/stl.h>
+
 #include "python/bindings/arrays.h"
 
 namespace semid::python {
@@ -13,6 +15,15 @@ void raise(const Status& status) {
     default:
       throw std::runtime_error(message);
   }
+}
+
+py::dict next_tokens_entry(const std::vector<std::int32_t>& prefix, std::uint64_t count,
+                           const std::vector<SidTrie::Child>& children) {
+  py::list next;
+  for (const SidTrie::Child& c : children) {
+    next.append(py::dict(py::arg("code") = c.code, py::arg("count") = c.count));
+  }
+  return py::dict(py::arg("prefix") = prefix, py::arg("count") = count, py::arg("next") = next);
 }
 
 py::object to_python(const nlohmann::json& j) {

@@ -218,14 +218,8 @@ void bind_storage(py::module_& m) {
             auto children = value_or_raise(c.collection->next_tokens(prefixes));
             py::list out;
             for (std::size_t i = 0; i < prefixes.size(); ++i) {
-              py::list next;
-              for (const SidTrie::Child& child : children[i]) {
-                next.append(py::dict(py::arg("code") = child.code, py::arg("count") = child.count));
-              }
-              out.append(
-                  py::dict(py::arg("prefix") = prefixes[i],
-                           py::arg("count") = value_or_raise(c.collection->count(prefixes[i])),
-                           py::arg("next") = next));
+              out.append(next_tokens_entry(
+                  prefixes[i], value_or_raise(c.collection->count(prefixes[i])), children[i]));
             }
             return out;
           },

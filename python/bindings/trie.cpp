@@ -131,13 +131,8 @@ void bind_trie(py::module_& m) {
           [](const SidTrie& t, const std::vector<std::vector<std::int32_t>>& prefixes) {
             py::list out;
             for (const auto& prefix : prefixes) {
-              py::list next;
-              for (const SidTrie::Child& c : value_or_raise(t.children(prefix))) {
-                next.append(py::dict(py::arg("code") = c.code, py::arg("count") = c.count));
-              }
-              out.append(py::dict(py::arg("prefix") = prefix,
-                                  py::arg("count") = value_or_raise(t.count(prefix)),
-                                  py::arg("next") = next));
+              out.append(next_tokens_entry(prefix, value_or_raise(t.count(prefix)),
+                                           value_or_raise(t.children(prefix))));
             }
             return out;
           },

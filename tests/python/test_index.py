@@ -81,10 +81,9 @@ def test_write_read_and_factory(kmeans, data, tmp_path):
     assert isinstance(untrained, semid.IndexRQVAE) and not untrained.is_trained
 
 
-def test_faiss_residual_quantizer_reads_the_same_data(kmeans, data):
-    """python3-faiss, where installed, as the reference the issue names: its RQ on the same data
-    gives codes of the same shape, and semid's exact mode agrees with FAISS's flat index over the
-    decoded vectors."""
+def test_exact_mode_equals_faiss_flat_over_the_decoded_vectors(kmeans, data):
+    """python3-faiss, where installed, as the reference: semid's exact mode gives the distances
+    FAISS's flat inner-product index gives over the same decoded vectors."""
     faiss = pytest.importorskip("faiss")
     x, queries = data
     decoded = kmeans.decode(kmeans.encode(x))
