@@ -73,33 +73,14 @@
 #include "index/sid.h"
 #include "index/trainer.h"
 #include "index/trie.h"
+#include "plugin/search_options.h"
 
 namespace semid {
 
-enum class SearchMode { kCosine, kPrefix, kExhaustive };
-
-// Search parameters of IndexRQVAE. A plain faiss::SearchParameters (sel only) is also accepted;
-// any other SearchParameters type throws. Fields that the chosen mode does not use must keep their
-// defaults (they throw otherwise, rather than being silently ignored).
-struct SearchParametersRQVAE : faiss::SearchParameters {
-  using idx_t = faiss::Index::idx_t;
-
-  // Default: kCosine.
-  SearchMode mode = SearchMode::kCosine;
-  // kCosine and kPrefix: items per query that the lookup-table scan keeps and that are then ranked
-  // exactly (per shared length in kPrefix). 0 means max(kShortlistPerK * k, kMinShortlist); values
-  // below k are raised to k. Larger is slower and closer to kExhaustive. Default: 0.
-  idx_t shortlist = 0;
-  // kCosine: 0 scans every candidate; B > 0 keeps the B best prefixes per level (trie beam search)
-  // and scans only the items under the B best full SIDs. Default: 0.
-  int beam = 0;
-  // kPrefix: only items sharing at least this many leading codes with the query's SID, in
-  // [0, levels]. Default: 0.
-  int min_prefix = 0;
-  // Every mode: only items whose SID starts with these codes (at most `levels` codes, each in
-  // [0, codebook_size)). Default: empty (no filter).
-  std::vector<std::int32_t> prefix;
-};
+// Search parameters of IndexRQVAE: SearchOptions (plugin/search_options.h) plus FAISS's id
+// selector. A plain faiss::SearchParameters (sel only) is also accepted; any other
+// SearchParameters type throws, as do options that SearchOptions::validate refuses.
+struct SearchParametersRQVAE : faiss::SearchParameters, SearchOptions {};
 
 struct IndexRQVAE : faiss::IndexFlatCodes {
   // Default shortlist: max(kShortlistPerK * k, kMinShortlist) (see SearchParametersRQVAE).

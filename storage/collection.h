@@ -91,17 +91,9 @@ struct ScanPage {
   std::string next_cursor;
 };
 
-struct SearchOptions {
-  // IndexRQVAE's mode (plugin/IndexRQVAE.h). Default: kCosine.
-  SearchMode mode = SearchMode::kCosine;
-  // Lookup-table shortlist per query (kCosine, kPrefix); 0: the index's default. Default: 0.
-  std::int64_t shortlist = 0;
-  // Trie beam width (kCosine only); 0: scan every candidate. Default: 0.
-  int beam = 0;
-  // Least shared SID length (kPrefix only), in [0, L]. Default: 0.
-  int min_prefix = 0;
-  // Only items under this SID prefix (0..L codes, each < K). Default: empty (no filter).
-  std::vector<std::int32_t> prefix;
+// The index's options (plugin/search_options.h: mode, shortlist, beam, min_prefix, prefix, checked
+// by SearchOptions::validate) plus what only the store can do.
+struct SearchOptions : semid::SearchOptions {
   // Only these item ids. Default: no filter.
   std::optional<std::vector<std::uint64_t>> allowed_ids;
   // R > 0: ask the index for max(R, k) candidates per query, re-score them by the exact metric

@@ -31,22 +31,7 @@ RqvaeSearch::RqvaeSearch(const IndexRQVAE& index, const faiss::SearchParameters*
                            typeid(*params).name());
     if (p) {
       mode = p->mode;
-      FAISS_THROW_IF_NOT_FMT(p->shortlist >= 0 && p->beam >= 0,
-                             "IndexRQVAE: shortlist = %" PRId64 " and beam = %d must be >= 0",
-                             p->shortlist, p->beam);
-      FAISS_THROW_IF_NOT_FMT(p->min_prefix >= 0 && p->min_prefix <= index.levels(),
-                             "IndexRQVAE: min_prefix = %d outside [0, %d]", p->min_prefix,
-                             index.levels());
-      FAISS_THROW_IF_NOT_FMT(p->beam == 0 || mode == SearchMode::kCosine,
-                             "IndexRQVAE: beam = %d applies to the cosine mode only", p->beam);
-      FAISS_THROW_IF_NOT_FMT(p->min_prefix == 0 || mode == SearchMode::kPrefix,
-                             "IndexRQVAE: min_prefix = %d applies to the prefix mode only",
-                             p->min_prefix);
-      FAISS_THROW_IF_NOT_FMT(p->shortlist == 0 || mode != SearchMode::kExhaustive,
-                             "IndexRQVAE: shortlist = %" PRId64
-                             " does not apply to the exhaustive mode",
-                             p->shortlist);
-      check(index.codec_.validate_prefix(p->prefix), "prefix filter");
+      check(p->validate(index.codec_), "search parameters");
       requested_shortlist = p->shortlist;
       beam = p->beam;
       min_prefix = p->min_prefix;

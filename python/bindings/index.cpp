@@ -26,19 +26,6 @@ struct PySearchParameters : SearchParametersRQVAE {
   py::object sel_ids = py::none();
 };
 
-SearchMode parse_mode(const std::string& mode) {
-  if (mode == "cosine") return SearchMode::kCosine;
-  if (mode == "prefix") return SearchMode::kPrefix;
-  if (mode == "exhaustive") return SearchMode::kExhaustive;
-  throw py::value_error("mode = '" + mode + "'; expected 'cosine', 'prefix' or 'exhaustive'");
-}
-
-const char* mode_name(SearchMode mode) {
-  return mode == SearchMode::kCosine   ? "cosine"
-         : mode == SearchMode::kPrefix ? "prefix"
-                                       : "exhaustive";
-}
-
 faiss::MetricType parse_index_metric(py::handle metric) {
   if (py::isinstance<py::int_>(metric)) {
     const int value = metric.cast<int>();
@@ -178,7 +165,7 @@ void bind_index(py::module_& m) {
       .def(py::init([](const std::string& mode, idx_t shortlist, int beam, int min_prefix,
                        std::vector<std::int32_t> prefix, py::object sel) {
              auto p = std::make_unique<PySearchParameters>();
-             p->mode = parse_mode(mode);
+             p->mode = value_or_raise(parse_search_mode(mode));
              p->shortlist = shortlist;
              p->beam = beam;
              p->min_prefix = min_prefix;
@@ -190,8 +177,10 @@ void bind_index(py::module_& m) {
            py::arg("min_prefix") = 0, py::arg("prefix") = std::vector<std::int32_t>{},
            py::arg("sel") = py::none())
       .def_property(
-          "mode", [](const PySearchParameters& p) { return mode_name(p.mode); },
-          [](PySearchParameters& p, const std::string& mode) { p.mode = parse_mode(mode); })
+          "mode", [](const PySearchParameters& p) { return search_mode_name(p.mode); },
+          [](PySearchParameters& p, const std::string& mode) {
+            p.mode = value_or_raise(parse_search_mode(mode));
+          })
       .def_readwrite("shortlist", &PySearchParameters::shortlist)
       .def_readwrite("beam", &PySearchParameters::beam)
       .def_readwrite("min_prefix", &PySearchParameters::min_prefix)

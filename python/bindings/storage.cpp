@@ -80,15 +80,7 @@ py::list search(const PyCollection& c, py::handle x_in, std::size_t k, const std
                 py::object filter, std::size_t rerank) {
   const auto x = as_array<float>(x_in, "x", 2, c.collection->dim());
   storage::SearchOptions options;
-  if (mode == "cosine") {
-    options.mode = SearchMode::kCosine;
-  } else if (mode == "prefix") {
-    options.mode = SearchMode::kPrefix;
-  } else if (mode == "exhaustive") {
-    options.mode = SearchMode::kExhaustive;
-  } else {
-    throw py::value_error("mode = '" + mode + "'; expected 'cosine', 'prefix' or 'exhaustive'");
-  }
+  options.mode = value_or_raise(parse_search_mode(mode));
   options.shortlist = shortlist;
   options.beam = beam;
   options.min_prefix = min_prefix;
