@@ -12,7 +12,7 @@
 
 namespace semid {
 
-class Status {
+class [[nodiscard]] Status {
  public:
   enum class Code {
     kOk = 0,
@@ -65,7 +65,7 @@ class Status {
 
 // Either a T or a non-OK Status. Accessing value() of an error is a programming error (asserts).
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : state_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : state_(std::move(status)) {  // NOLINT(google-explicit-constructor)

@@ -153,16 +153,13 @@ Result<std::shared_ptr<Collection>> CollectionManager::create(
   {
     auto created = Collection::create(staging, model, options_, policy);
     if (!created) {
-      remove_tree(staging);
-      return created.status().with_context("creating collection '" + name + "'");
+      return with_cleanup(created.status(), remove_tree(staging))
+          .with_context("creating collection '" + name + "'");
     }
     SEMID_RETURN_IF_ERROR((*created)->close());
   }
   Status moved = rename_durably(staging, dir);
-  if (!moved.is_ok()) {
-    remove_tree(staging);
-    return moved;
-  }
+  if (!moved.is_ok()) return with_cleanup(moved, remove_tree(staging));
   SEMID_ASSIGN_OR_RETURN(auto opened, Collection::open(dir, options_, std::move(model)));
   std::shared_ptr<Collection> collection(std::move(opened));
   open_[name] = collection;
@@ -272,10 +269,7 @@ Status CollectionManager::restore_snapshot(const std::string& name, const std::s
         fs::path(data_dir_) / "collections" / ("." + name + ".drop-" + unique_token());
     SEMID_RETURN_IF_ERROR(rename_durably(dir, trash.string()));
     Status placed = rename_durably(staging.string(), dir);
-    if (!placed.is_ok()) {
-      rename_durably(trash.string(), dir);
-      return placed;
-    }
+    if (!placed.is_ok()) return with_cleanup(placed, rename_durably(trash.string(), dir));
     return remove_tree(trash.string());
   }
   return rename_durably(staging.string(), dir);

@@ -111,4 +111,9 @@ std::string unique_token() {
   return buffer;
 }
 
+Status with_cleanup(const Status& error, const Status& cleanup) {
+  if (cleanup.is_ok()) return error;
+  return error.with_context("cleaning up also failed (" + cleanup.to_string() + ")");
+}
+
 }  // namespace semid::storage

@@ -24,6 +24,11 @@ Status rename_durably(const std::string& from, const std::string& to);
 // Removes `path` and everything under it (OK when it does not exist).
 Status remove_tree(const std::string& path);
 
+// `error` (not OK) with a failed clean-up after it noted in its message, so that neither failure is
+// lost: "cleaning up also failed (<cleanup>): <error>", same code as `error`; `error` itself when
+// the clean-up succeeded.
+Status with_cleanup(const Status& error, const Status& cleanup);
+
 // Bytes of the regular files under `dir`.
 Result<std::uint64_t> directory_bytes(const std::string& dir);
 
