@@ -1,0 +1,96 @@
+// {c}/trie: next tokens, items under a prefix, resolving a SID.
+#include "http/impl/api_impl.h"
+
+namespace semid::http {
+
+// ---- trie -------------------------------------------------------------------------------------
+
+json Api::Impl::trie_next(Call& call) {
+  const auto collection = this->collection(call);
+  Fields fields(call.body, "");
+  const json* one = fields.find("prefix");
+  const json* many = fields.find("prefixes");
+  fields.reject_unknown();
+  if ((one == nullptr) == (many == nullptr)) {
+    throw_invalid_field("give exactly one of 'prefix' and 'prefixes'");
+  }
+  const int levels = collection->levels();
+  const int codebook_size = collection->codebook_size();
+  std::vector<std::vector<std::int32_t>> prefixes;
+  if (one != nullptr) {
+    prefixes.push_back(read_codes(*one, "prefix", levels, codebook_size));
+  } else {
+    const json& list = read_array(*many, "prefixes", options.max_queries);
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      prefixes.push_back(
+          read_codes(list[i], "prefixes[" + std::to_string(i) + "]", levels, codebook_size));
+    }
+  }
+  const auto children = value_or_throw(collection->next_tokens(prefixes));
+  json out = json::array();
+  for (std::size_t i = 0; i < prefixes.size(); ++i) {
+    json next = json::array();
+    std::uint64_t count = 0;
+    for (const SidTrie::Child& child : children[i]) {
+      next.push_back({{"code", child.code}, {"count", child.count}});
+      count += child.count;
+    }
+    // A full SID has no next codes; its count is the size of its collision group.
+    if (prefixes[i].size() == static_cast<std::size_t>(levels)) {
+      count = value_or_throw(collection->count(prefixes[i]));
+    }
+    out.push_back({{"prefix", prefixes[i]}, {"count", count}, {"next", std::move(next)}});
+  }
+  return one != nullptr ? out[0] : out;
+}
+
+json Api::Impl::trie_items(Call& call) {
+  const auto collection = this->collection(call);
+  Fields fields(call.body, "");
+  std::vector<std::int32_t> prefix;
+  if (const json* value = fields.find("prefix")) {
+    prefix = read_codes(*value, "prefix", collection->levels(), collection->codebook_size());
+  }
+  const auto limit = static_cast<std::size_t>(
+      fields.integer("limit", 100, 1, static_cast<std::int64_t>(options.max_page)));
+  const std::string cursor = fields.string("cursor", "");
+  const bool with_payload = fields.boolean("with_payload", false);
+  fields.reject_unknown();
+  const storage::ScanPage page = value_or_throw(collection->prefix_scan(prefix, cursor, limit));
+  std::vector<std::optional<storage::Item>> items;
+  if (with_payload) {
+    std::vector<std::uint64_t> ids;
+    for (const auto& entry : page.items) ids.push_back(entry.id);
+    items = get_items(*collection, ids);
+  }
+  json list = json::array();
+  for (std::size_t i = 0; i < page.items.size(); ++i) {
+    const storage::ScanEntry& entry = page.items[i];
+    json row = {{"id", entry.id}, {"sid", entry.sid}, {"collision_suffix", entry.collision_suffix}};
+    if (with_payload) {
+      row["payload"] = items[i] ? payload_json(items[i]->payload, options.max_json_depth) : json();
+    }
+    list.push_back(std::move(row));
+  }
+  return {{"items", std::move(list)},
+          {"next_cursor", page.next_cursor.empty() ? json() : json(page.next_cursor)}};
+}
+
+json Api::Impl::trie_resolve(Call& call) {
+  const auto collection = this->collection(call);
+  Fields fields(call.body, "");
+  const int levels = collection->levels();
+  std::vector<std::int32_t> semantic_id =
+      read_codes(fields.require("sid"), "sid", levels, collection->codebook_size());
+  if (semantic_id.size() != static_cast<std::size_t>(levels)) {
+    throw_invalid_value("'sid' has " + std::to_string(semantic_id.size()) +
+                        " codes; a full SID has " + std::to_string(levels));
+  }
+  semantic_id.push_back(static_cast<std::int32_t>(fields.integer("collision_suffix", 0, 0, 65535)));
+  const bool with_vector = fields.boolean("with_vector", false);
+  const bool with_payload = fields.boolean("with_payload", true);
+  fields.reject_unknown();
+  return item_json(value_or_throw(collection->resolve(semantic_id)), with_vector, with_payload);
+}
+
+}  // namespace semid::http
