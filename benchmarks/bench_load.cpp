@@ -1,14 +1,17 @@
-// End-to-end load on a running `semid serve` over loopback: searches and upserts together for a
-// fixed time, then the same searches in-process (on the collection directly, with the server
-// stopped), so the HTTP overhead is visible. Prints one table.
+// End-to-end load on a running `semid serve` over loopback: searches, inserts, updates and deletes
+// together for a fixed time, then the same searches in-process (on the collection directly, with
+// the server stopped), so the HTTP overhead is visible. Prints one table.
 //
 //   bench_load --port 8080 --collection glove --queries data/glove100/query.fvecs [--seconds 60]
-//              [--clients 4] [--write-fraction 0.1] [--k 10]
+//              [--clients 4] [--write-fraction 0.1] [--update-fraction 0] [--delete-fraction 0]
+//              [--k 10]
 //   bench_load --in-process --data-dir DIR --collection glove --queries Q [--seconds 10]
 //
+// Writes touch only ids the benchmark inserts (from 2^40 up), and it deletes them at the end.
 // Bounded by design: a fixed duration and loopback only.
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -56,7 +59,7 @@ std::string vector_json(const float* v, std::size_t d) {
 struct Args {
   std::string host = "127.0.0.1", collection, queries, data_dir, api_key;
   unsigned short port = 8080;
-  double seconds = 60, write_fraction = 0.1;
+  double seconds = 60, write_fraction = 0.1, update_fraction = 0, delete_fraction = 0;
   int clients = 4, k = 10;
   bool in_process = false;
 };
@@ -67,15 +70,50 @@ void print_row(const char* what, Latencies& l, double seconds) {
               static_cast<unsigned long long>(l.errors));
 }
 
+// One request on an open connection: its status (0 for a transport error) and milliseconds.
+struct Answer {
+  unsigned status = 0;
+  double ms = 0;
+};
+
+Answer send(tcp::socket& socket, beast::flat_buffer& buffer, const Args& args,
+            beast_http::verb method, const std::string& target, std::string body) {
+  beast_http::request<beast_http::string_body> req;
+  req.version(11);
+  req.method(method);
+  req.target(target);
+  req.set(beast_http::field::host, args.host);
+  req.set(beast_http::field::content_type, "application/json");
+  if (!args.api_key.empty()) req.set("api-key", args.api_key);
+  req.body() = std::move(body);
+  req.prepare_payload();
+  const auto start = Clock::now();
+  beast_http::response<beast_http::string_body> res;
+  beast::error_code ec;
+  beast_http::write(socket, req, ec);
+  if (!ec) beast_http::read(socket, buffer, res, ec);
+  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  return {ec ? 0u : res.result_int(), ms};
+}
+
+// What a client does: searches, inserts of new ids, updates of ids it inserted (a new vector, so a
+// new SID), deletes of ids it inserted.
+enum Op : std::size_t { kSearch, kInsert, kUpdate, kDelete, kOps };
+constexpr const char* kOpNames[kOps] = {"search (HTTP)", "insert (HTTP)", "update (HTTP)",
+                                        "delete (HTTP)"};
+
 int run_http(const Args& args, const semid::FloatMatrix& queries) {
   const auto deadline = Clock::now() + std::chrono::duration<double>(args.seconds);
   std::mutex mutex;
-  Latencies searches, upserts;
+  std::array<Latencies, kOps> totals;
+  std::uint64_t cleanup_errors = 0;
   std::atomic<std::uint64_t> next_id{1ull << 40};  // ids far from any ingested item
+  const std::string base = "/v1/collections/" + args.collection;
   std::vector<std::thread> threads;
   for (int c = 0; c < args.clients; ++c) {
     threads.emplace_back([&, c] {
-      Latencies my_searches, my_upserts;
+      std::array<Latencies, kOps> mine;
+      std::vector<std::uint64_t> inserted;  // this client's live ids
       std::mt19937_64 rng(static_cast<std::uint64_t>(c) + 1);
       std::uniform_real_distribution<double> coin(0, 1);
       boost::asio::io_context ioc;
@@ -85,64 +123,93 @@ int run_http(const Args& args, const semid::FloatMatrix& queries) {
         socket.connect(tcp::endpoint(boost::asio::ip::make_address(args.host), args.port));
       } catch (const std::exception& e) {
         std::fprintf(stderr, "client %d cannot connect: %s\n", c, e.what());
-        my_searches.errors++;
         std::lock_guard lock(mutex);
-        searches.merge(my_searches);
+        totals[kSearch].errors++;
         return;
       }
+      const auto upsert_body = [&](std::uint64_t id, const float* v) {
+        return "{\"items\":[{\"id\":" + std::to_string(id) +
+               ",\"vector\":" + vector_json(v, queries.cols) + "}]}";
+      };
       std::size_t q = static_cast<std::size_t>(c);
       while (Clock::now() < deadline) {
-        const bool write = coin(rng) < args.write_fraction;
+        const double r = coin(rng);
+        Op op = r < args.write_fraction                                                 ? kInsert
+                : r < args.write_fraction + args.update_fraction                        ? kUpdate
+                : r < args.write_fraction + args.update_fraction + args.delete_fraction ? kDelete
+                                                                                        : kSearch;
+        if ((op == kUpdate || op == kDelete) && inserted.empty()) op = kInsert;
         const float* v = queries.row(q % queries.rows);
         q += static_cast<std::size_t>(args.clients);
-        beast_http::request<beast_http::string_body> req;
-        req.version(11);
-        req.set(beast_http::field::host, args.host);
-        req.set(beast_http::field::content_type, "application/json");
-        if (!args.api_key.empty()) req.set("api-key", args.api_key);
-        const std::string base = "/v1/collections/" + args.collection;
-        if (write) {
-          req.method(beast_http::verb::put);
-          req.target(base + "/items");
-          req.body() = "{\"items\":[{\"id\":" + std::to_string(next_id++) +
-                       ",\"vector\":" + vector_json(v, queries.cols) + "}]}";
+        Answer answer;
+        if (op == kSearch) {
+          answer = send(socket, buffer, args, beast_http::verb::post, base + "/search",
+                        "{\"vector\":" + vector_json(v, queries.cols) +
+                            ",\"k\":" + std::to_string(args.k) + "}");
+        } else if (op == kInsert) {
+          const std::uint64_t id = next_id++;
+          answer = send(socket, buffer, args, beast_http::verb::put, base + "/items",
+                        upsert_body(id, v));
+          if (answer.status == 200) inserted.push_back(id);
         } else {
-          req.method(beast_http::verb::post);
-          req.target(base + "/search");
-          req.body() = "{\"vector\":" + vector_json(v, queries.cols) +
-                       ",\"k\":" + std::to_string(args.k) + "}";
+          const std::size_t pick =
+              std::uniform_int_distribution<std::size_t>(0, inserted.size() - 1)(rng);
+          if (op == kUpdate) {
+            answer = send(socket, buffer, args, beast_http::verb::put, base + "/items",
+                          upsert_body(inserted[pick], v));
+          } else {
+            answer = send(socket, buffer, args, beast_http::verb::delete_,
+                          base + "/items/" + std::to_string(inserted[pick]), "");
+            if (answer.status == 200) {
+              inserted[pick] = inserted.back();
+              inserted.pop_back();
+            }
+          }
         }
-        req.prepare_payload();
-        const auto start = Clock::now();
-        beast_http::response<beast_http::string_body> res;
-        beast::error_code ec;
-        beast_http::write(socket, req, ec);
-        if (!ec) beast_http::read(socket, buffer, res, ec);
-        const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-        Latencies& l = write ? my_upserts : my_searches;
-        if (ec || res.result() != beast_http::status::ok) {
-          ++l.errors;
-          if (ec) break;
+        if (answer.status != 200) {
+          ++mine[op].errors;
+          if (answer.status == 0) break;
         } else {
-          l.ms.push_back(ms);
+          mine[op].ms.push_back(answer.ms);
         }
       }
+      // Leave the collection as it was: delete what this client inserted (not timed).
+      std::uint64_t failed = 0;
+      for (std::size_t begin = 0; begin < inserted.size(); begin += 1000) {
+        nlohmann::json ids = nlohmann::json::array();
+        for (std::size_t i = begin; i < std::min(inserted.size(), begin + 1000); ++i) {
+          ids.push_back(inserted[i]);
+        }
+        const Answer answer = send(socket, buffer, args, beast_http::verb::post,
+                                   base + "/items/delete", nlohmann::json{{"ids", ids}}.dump());
+        if (answer.status != 200) ++failed;
+      }
       std::lock_guard lock(mutex);
-      searches.merge(my_searches);
-      upserts.merge(my_upserts);
+      for (std::size_t o = 0; o < kOps; ++o) totals[o].merge(mine[o]);
+      cleanup_errors += failed;
     });
   }
   for (auto& t : threads) t.join();
-  std::printf("\nHTTP load: %d clients, %.0f s, %.0f%% upserts, k=%d, collection '%s'\n\n",
-              args.clients, args.seconds, args.write_fraction * 100, args.k,
-              args.collection.c_str());
+  std::printf(
+      "\nHTTP load: %d clients, %.0f s, %.0f%% inserts, %.0f%% updates, %.0f%% deletes, k=%d, "
+      "collection '%s'\n\n",
+      args.clients, args.seconds, args.write_fraction * 100, args.update_fraction * 100,
+      args.delete_fraction * 100, args.k, args.collection.c_str());
   std::printf("| %-22s | %9s | %9s | %8s | %8s | %6s |\n", "operation", "requests", "QPS", "p50 ms",
               "p99 ms", "errors");
   std::printf(
       "|------------------------|-----------|-----------|----------|----------|--------|\n");
-  print_row("search (HTTP)", searches, args.seconds);
-  print_row("upsert (HTTP)", upserts, args.seconds);
-  return searches.errors + upserts.errors == 0 ? 0 : 1;
+  std::uint64_t errors = cleanup_errors;
+  for (std::size_t o = 0; o < kOps; ++o) {
+    if (o != kSearch && totals[o].ms.empty() && totals[o].errors == 0) continue;
+    print_row(kOpNames[o], totals[o], args.seconds);
+    errors += totals[o].errors;
+  }
+  if (cleanup_errors > 0) {
+    std::fprintf(stderr, "%llu clean-up deletes failed\n",
+                 static_cast<unsigned long long>(cleanup_errors));
+  }
+  return errors == 0 ? 0 : 1;
 }
 
 int run_in_process(const Args& args, const semid::FloatMatrix& queries) {
@@ -195,11 +262,23 @@ int main(int argc, char** argv) {
   app.add_option("--write-fraction", args.write_fraction)
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--update-fraction", args.update_fraction,
+                 "Share of requests that upsert an id this client inserted, with a new vector")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--delete-fraction", args.delete_fraction,
+                 "Share of requests that delete an id this client inserted")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
   app.add_option("--k", args.k)->capture_default_str()->check(CLI::Range(1, 1000));
   app.add_option("--api-key", args.api_key);
   app.add_flag("--in-process", args.in_process, "Search the collection directly (server stopped)");
   app.add_option("--data-dir", args.data_dir, "With --in-process");
   CLI11_PARSE(app, argc, argv);
+  if (args.write_fraction + args.update_fraction + args.delete_fraction > 1.0) {
+    std::fprintf(stderr, "--write-fraction + --update-fraction + --delete-fraction must be <= 1\n");
+    return 2;
+  }
   semid::ReadOptions read;
   read.max_rows = 10000;
   auto queries = semid::read_float_vectors(args.queries, read);
