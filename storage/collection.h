@@ -7,8 +7,9 @@
 //          are one contiguous range (a prefix scan with an upper bound lists exactly them)
 //   meta   schema version, the model's hash and config, counters, and the model file itself
 //          (checksummed): a collection directory is self-contained.
-// In memory it keeps an IndexRQVAE (plugin/) over the stored SIDs, labelled by item id, and a
-// SidTrie (index/trie.h) of (SID, item id) for next-token and count queries.
+// In memory it keeps an IndexRQVAE (plugin/) over the stored SIDs, labelled by item id; the index's
+// SidTrie (index/trie.h) is the collection's one trie, for search, next tokens, counts and the
+// collision groups (its entries are index positions, which the index maps back to item ids).
 //
 // Semantic IDs. Each item's SID is L codes in [0, K) plus a collision suffix, unique together. The
 // collision policy (chosen at create, stored with the collection; storage/options.h) decides how:

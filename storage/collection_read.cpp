@@ -208,7 +208,7 @@ Result<std::vector<std::vector<SidTrie::Child>>> Collection::next_tokens(
   std::vector<std::vector<SidTrie::Child>> out;
   out.reserve(prefixes.size());
   for (const auto& prefix : prefixes) {
-    SEMID_ASSIGN_OR_RETURN(auto children, s.trie.children(prefix));
+    SEMID_ASSIGN_OR_RETURN(auto children, s.trie().children(prefix));
     out.push_back(std::move(children));
   }
   return out;
@@ -219,7 +219,7 @@ Result<std::uint64_t> Collection::count(std::span<const std::int32_t> prefix) co
   std::shared_lock lock(im.state_mutex);
   SEMID_RETURN_IF_ERROR(im.usable());
   SEMID_RETURN_IF_ERROR(im.state->codec.validate_prefix(prefix).with_context("count"));
-  return im.state->trie.count(prefix);
+  return im.state->trie().count(prefix);
 }
 
 Result<Item> Collection::resolve(std::span<const std::int32_t> semantic_id) const {
@@ -296,7 +296,7 @@ Result<CollectionStats> Collection::stats() const {
       stats.memtable_bytes += value;
   }
   stats.index_code_bytes = s.index->codes.size();
-  stats.trie_bytes = s.trie.memory_bytes();
+  stats.trie_bytes = s.trie().memory_bytes();
   stats.max_collision_suffix = s.suffixes.empty() ? 0 : s.suffixes.rbegin()->first;
   stats.relocated_items = s.relocated;
   stats.collision_policy = im.policy;

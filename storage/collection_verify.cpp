@@ -82,25 +82,35 @@ Status Collection::Impl::check_agreement(bool check_items) const {
     }
   }
 
-  // The trie lists exactly the locations.
-  if (s.trie.size() != n) {
-    return Status::corruption(where + "the trie holds " + std::to_string(s.trie.size()) +
+  // The trie (the index's) lists every index position once, with the SID stored there.
+  const IndexRQVAE& index = *s.index;
+  if (static_cast<std::size_t>(index.ntotal) != n || (n > 0 && !index.has_ids())) {
+    return Status::corruption(where + "the index holds " + std::to_string(index.ntotal) +
+                              " items, the store " + std::to_string(n));
+  }
+  if (s.trie().size() != n) {
+    return Status::corruption(where + "the trie holds " + std::to_string(s.trie().size()) +
                               " items, the store " + std::to_string(n));
   }
   std::string cursor;
   std::size_t listed = 0;
+  std::vector<bool> seen(n, false);
   do {
-    auto page = s.trie.items({}, cursor, kCheckPage);
+    auto page = s.trie().items({}, cursor, kCheckPage);
     if (!page) return page.status().with_context(where + "listing the trie");
     const auto L = static_cast<std::size_t>(s.codec.levels());
     for (std::size_t r = 0; r < page->item_ids.size(); ++r, ++listed) {
-      const std::uint64_t id = page->item_ids[r];
-      const auto found = s.locations.find(id);
-      if (found == s.locations.end() || found->second.sid != s.pack(page->codes.data() + r * L)) {
-        return Status::corruption(where + "the trie holds item " + std::to_string(id) + " on SID " +
-                                  sid_text({page->codes.data() + r * L, L}) +
-                                  ", which the store does not");
+      const std::uint64_t position = page->item_ids[r];
+      if (position >= n || seen[position] ||
+          s.pack(page->codes.data() + r * L) !=
+              std::string_view(
+                  reinterpret_cast<const char*>(index.codes.data() + position * index.code_size),
+                  index.code_size)) {
+        return Status::corruption(where + "the trie holds position " + std::to_string(position) +
+                                  " on SID " + sid_text({page->codes.data() + r * L, L}) +
+                                  ", which the index does not");
       }
+      seen[position] = true;
     }
     cursor = std::move(page->next_cursor);
   } while (!cursor.empty());
@@ -110,12 +120,6 @@ Status Collection::Impl::check_agreement(bool check_items) const {
   }
 
   // The index holds every item once, with its SID.
-  const IndexRQVAE& index = *s.index;
-  if (static_cast<std::size_t>(index.ntotal) != n || (n > 0 && !index.has_ids()) ||
-      static_cast<std::size_t>(index.trie().size()) != n) {
-    return Status::corruption(where + "the index holds " + std::to_string(index.ntotal) +
-                              " items, the store " + std::to_string(n));
-  }
   std::vector<idx_t> ids = index.ids();
   for (std::size_t pos = 0; pos < n; ++pos) {
     const auto found = s.locations.find(static_cast<std::uint64_t>(ids[pos]));

@@ -109,50 +109,23 @@ Status Collection::Impl::mark_broken(const std::string& what) {
 
 Status Collection::Impl::apply_upsert(std::span<const std::uint64_t> ids,
                                       std::vector<Placement>& placements) {
-  State& s = *state;
-  const std::size_t n = ids.size();
-  const std::size_t sid_bytes = s.codec.sid_bytes();
-  try {
-    // A re-upserted item leaves the index and comes back with its new SID: O(levels) each (the
-    // index answers alike whatever the order its items sit in).
-    std::vector<idx_t> moved;
-    for (std::size_t i = 0; i < n; ++i) {
-      if (placements[i].old) moved.push_back(static_cast<idx_t>(ids[i]));
-    }
-    s.index->remove_labels(static_cast<idx_t>(moved.size()), moved.data());
-    std::vector<std::uint8_t> packed(n * sid_bytes);
-    std::vector<idx_t> labels(ids.begin(), ids.end());
-    for (std::size_t i = 0; i < n; ++i) {
-      std::memcpy(packed.data() + i * sid_bytes, placements[i].sid.data(), sid_bytes);
-    }
-    s.index->add_codes(static_cast<idx_t>(n), packed.data(), labels.data());
-  } catch (const std::exception& e) {
-    return mark_broken(std::string("upsert: updating the index (") + e.what() + ")");
-  }
-  for (std::size_t i = 0; i < n; ++i) {
+  // A re-upserted item leaves and comes back with its new place: O(levels) each.
+  std::vector<std::uint64_t> moved;
+  std::vector<Location> places;
+  places.reserve(ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
     Placement& p = placements[i];
-    Status status = Status::ok();
-    if (p.old) status = s.unfile(ids[i]);
-    if (status.is_ok()) status = s.file(ids[i], Location{std::move(p.sid), p.suffix, p.relocated});
-    if (!status.is_ok())
-      return mark_broken("upsert: updating the trie (" + status.to_string() + ")");
+    if (p.old) moved.push_back(ids[i]);
+    places.push_back(Location{std::move(p.sid), p.suffix, p.relocated});
   }
+  const Status status = state->refile(moved, ids, std::move(places));
+  if (!status.is_ok()) return mark_broken("upsert: " + status.to_string());
   return Status::ok();
 }
 
 Status Collection::Impl::apply_remove(std::span<const std::uint64_t> ids) {
-  State& s = *state;
-  try {
-    const std::vector<idx_t> labels(ids.begin(), ids.end());
-    s.index->remove_labels(static_cast<idx_t>(labels.size()), labels.data());
-  } catch (const std::exception& e) {
-    return mark_broken(std::string("remove: updating the index (") + e.what() + ")");
-  }
-  for (std::uint64_t id : ids) {
-    const Status status = s.unfile(id);
-    if (!status.is_ok())
-      return mark_broken("remove: updating the trie (" + status.to_string() + ")");
-  }
+  const Status status = state->refile(ids, {}, {});
+  if (!status.is_ok()) return mark_broken("remove: " + status.to_string());
   return Status::ok();
 }
 

@@ -51,7 +51,7 @@ class Occupancy {
 
   // Whether any item is on `codes` (packed as `sid`).
   bool taken(std::span<const std::int32_t> codes, const std::string& sid) const {
-    const auto count = state_.trie.count(codes);
+    const auto count = state_.trie().count(codes);
     std::int64_t held = count.is_ok() ? static_cast<std::int64_t>(*count) : 0;
     if (const auto d = delta_.find(sid); d != delta_.end()) held += d->second;
     return held > 0;
@@ -63,10 +63,11 @@ class Occupancy {
     auto group = groups_.find(sid);
     if (group == groups_.end()) {
       members_.clear();
-      SEMID_RETURN_IF_ERROR(state_.trie.append_items(codes, &members_));
+      SEMID_RETURN_IF_ERROR(state_.trie().append_items(codes, &members_));
       std::vector<std::uint16_t> used;
       used.reserve(members_.size());
-      for (std::uint64_t member : members_) {
+      for (std::uint64_t position : members_) {
+        const std::uint64_t member = state_.id_at(position);
         if (!leaving_.contains(member)) used.push_back(state_.locations.at(member).suffix);
       }
       group = groups_.emplace(sid, SuffixAllocator(std::move(used))).first;

@@ -1,6 +1,7 @@
-// The in-memory half of a collection: its model, the index and trie over the stored SIDs, and each
-// item's place. Readers see one State at a time (collection.cpp publishes it with a RocksDB
-// snapshot); writers change it only under the collection's exclusive lock.
+// The in-memory half of a collection: its model, the index over the stored SIDs (whose trie is the
+// collection's one trie), and each item's place. Readers see one State at a time (collection.cpp
+// publishes it with a RocksDB snapshot); writers change it only under the collection's exclusive
+// lock.
 #pragma once
 
 #include <rocksdb/db.h>
@@ -34,8 +35,8 @@ struct Location {
 struct State {
   std::shared_ptr<const Quantizer> model;
   SidKeyCodec codec;
+  // Labelled by item id; its trie (keyed by index position, see id_at) is the collection's trie.
   std::unique_ptr<IndexRQVAE> index;
-  SidTrie trie;
   std::unordered_map<std::uint64_t, Location> locations;
   const rocksdb::Snapshot* snapshot = nullptr;
   // Running counters over the stored SIDs, so stats cost O(levels * K), not O(items).
@@ -43,11 +44,18 @@ struct State {
   std::map<std::uint16_t, std::uint64_t> suffixes;  // items per collision suffix in use
   std::uint64_t relocated = 0;                      // items `relocate` moved off their SID
 
-  // Files item `id` (not filed yet) at `where`: the trie, its location and the counters. The index
-  // is the caller's (it takes items in batches).
-  Status file(std::uint64_t id, Location where);
-  // Takes item `id` out of the trie, the locations and the counters (NotFound when absent).
-  Status unfile(std::uint64_t id);
+  // The stored SIDs, one entry per item; its item ids are index positions (id_at gives the item).
+  const SidTrie& trie() const { return index->trie(); }
+  std::uint64_t id_at(std::uint64_t position) const {
+    return static_cast<std::uint64_t>(index->ids()[position]);
+  }
+
+  // One batch's change, O(levels) per item: the items `leaving` (each filed now) go, then item
+  // ids[i] is filed at places[i] (none of them filed once the leaving ones are gone) — in the
+  // index and its trie, the locations and the counters. Internal for a request that breaks those
+  // rules or an index that refuses; the state is then unusable (the caller marks it broken).
+  Status refile(std::span<const std::uint64_t> leaving, std::span<const std::uint64_t> ids,
+                std::vector<Location> places);
 
   std::vector<std::int32_t> unpack(const std::string& sid) const {
     std::vector<std::int32_t> codes(static_cast<std::size_t>(codec.levels()));
@@ -82,7 +90,8 @@ struct Entry {
   bool relocated = false;
 };
 
-// Loads entries (sorted by sequence) into an empty state: index in sequence order, trie, locations.
+// Loads entries (sorted by sequence) into an empty state: the index in sequence order, locations
+// and counters (Corruption for an item stored twice).
 Status fill_state(State& state, const std::vector<Entry>& entries);
 
 }  // namespace semid::storage::impl
