@@ -27,7 +27,6 @@ HttpStatus http_status_of(Status::Code code) {
     case Status::Code::kNotFound:
       return HttpStatus::not_found;
     case Status::Code::kAlreadyExists:
-      return HttpStatus::conflict;
     case Status::Code::kFailedPrecondition:
       return HttpStatus::conflict;
     case Status::Code::kBusy:

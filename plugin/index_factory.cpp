@@ -155,7 +155,7 @@ faiss::Index* index_factory(int d, const char* description, faiss::MetricType me
     wrapper = std::make_unique<faiss::IndexIDMap>(index.get());
   }
   wrapper->own_fields = true;
-  index.release();
+  static_cast<void>(index.release());  // the wrapper owns it now
   return wrapper.release();
 }
 
