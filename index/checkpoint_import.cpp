@@ -1,5 +1,9 @@
 #include "index/checkpoint_import.h"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -9,7 +13,9 @@
 #include "index/file_util.h"
 #include "index/model_file.h"
 #include "index/rq_kmeans.h"
+#include "index/rqvae.h"
 #include "index/safetensors.h"
+#include "index/torch_pickle.h"
 
 namespace semid {
 namespace {
@@ -50,7 +56,7 @@ std::optional<int> level_of(const std::string& name, const Layout& layout) {
   return std::stoi(digits);
 }
 
-std::string known_formats() { return "residual-quantizer, res-kmeans"; }
+std::string known_formats() { return "residual-quantizer, res-kmeans, lc-rec"; }
 
 std::string listed(const std::vector<std::string>& names) {
   std::string out;
@@ -59,12 +65,200 @@ std::string listed(const std::vector<std::string>& names) {
   return out.empty() ? "(none)" : out;
 }
 
+// LC-Rec's RQVAE (index/models/rqvae.py there): encoder and decoder are MLPLayers, a Sequential of
+// (Dropout, Linear, ReLU) per layer and (Dropout, Linear) for the last, so the Linear layers sit at
+// indices 1, 4, 7, ...; rq.vq_layers.{l}.embedding.weight [K, e] are the codebooks, searched by
+// squared L2 on the encoder's output residual (its get_indices: use_sk=False). That is semid's
+// kMlp architecture with ReLU, the L2 metric and beam 1.
+bool is_lc_rec_name(const std::string& name) {
+  return name.starts_with("encoder.mlp_layers.") || name.starts_with("decoder.mlp_layers.") ||
+         name.starts_with("rq.vq_layers.");
+}
+
+struct LinearLayer {
+  std::string weight, bias;
+  std::int64_t in = 0, out = 0;
+};
+
+// The Linear layers of `part` ("encoder" or "decoder") in module order; every name under it must
+// be one of them.
+Result<std::vector<LinearLayer>> lc_rec_layers(const safetensors::Archive& archive,
+                                               const std::vector<std::string>& names,
+                                               const std::string& part, const std::string& file) {
+  const std::string prefix = part + ".mlp_layers.";
+  std::map<int, LinearLayer> by_index;
+  for (const std::string& name : names) {
+    if (!name.starts_with(prefix)) continue;
+    const std::string rest = name.substr(prefix.size());
+    const std::size_t dot = rest.find('.');
+    const std::string digits = rest.substr(0, dot);
+    const std::string field = dot == std::string::npos ? "" : rest.substr(dot + 1);
+    if (digits.empty() || digits.size() > 4 ||
+        digits.find_first_not_of("0123456789") != std::string::npos ||
+        (field != "weight" && field != "bias")) {
+      return Status::invalid_argument(
+          file + ": tensor '" + name + "' is not a Linear layer's weight or bias" +
+          (field == "running_mean" || field == "running_var" || field == "num_batches_tracked"
+               ? " (batch-norm layers, LC-Rec's bn=True, are not supported)"
+               : ""));
+    }
+    LinearLayer& layer = by_index[std::stoi(digits)];
+    (field == "weight" ? layer.weight : layer.bias) = name;
+  }
+  std::vector<LinearLayer> layers;
+  int expected = 1;
+  for (auto& [index, layer] : by_index) {
+    if (index != expected || layer.weight.empty() || layer.bias.empty()) {
+      return Status::invalid_argument(
+          file + ": " + prefix +
+          "* must be Linear layers (weight and bias) at 1, 4, 7, ... "
+          "(Dropout, Linear, ReLU per layer); found one at " +
+          std::to_string(index) +
+          (layer.weight.empty() || layer.bias.empty() ? " without both weight and bias" : "") +
+          " (batch norm or another activation layout is not supported)");
+    }
+    SEMID_ASSIGN_OR_RETURN(const safetensors::TensorView w, archive.tensor(layer.weight));
+    SEMID_ASSIGN_OR_RETURN(const safetensors::TensorView b, archive.tensor(layer.bias));
+    if (w.dtype != safetensors::DType::kF32 || w.shape.size() != 2 ||
+        b.dtype != safetensors::DType::kF32 || b.shape.size() != 1 || b.shape[0] != w.shape[0]) {
+      return Status::invalid_argument(file + ": " + layer.weight + " must be F32 [out, in] and " +
+                                      layer.bias + " F32 [out]");
+    }
+    layer.out = w.shape[0];
+    layer.in = w.shape[1];
+    if (!layers.empty() && layers.back().out != layer.in) {
+      return Status::invalid_argument(
+          file + ": " + layer.weight + " takes " + std::to_string(layer.in) +
+          " inputs; the layer before gives " + std::to_string(layers.back().out));
+    }
+    layers.push_back(layer);
+    expected += 3;
+  }
+  if (layers.empty()) return Status::invalid_argument(file + ": no " + prefix + "* layers");
+  return layers;
+}
+
+Result<std::unique_ptr<Quantizer>> import_lc_rec(const safetensors::Archive& archive,
+                                                 const std::vector<std::string>& names,
+                                                 const std::string& file, nlohmann::json source) {
+  std::vector<std::string> strangers;
+  std::map<int, std::string> books;
+  const Layout vq{CheckpointFormat::kLcRec, "rq.vq_layers.", ".embedding.weight"};
+  for (const std::string& name : names) {
+    if (auto level = level_of(name, vq)) {
+      books[*level] = name;
+    } else if (!name.starts_with("encoder.mlp_layers.") &&
+               !name.starts_with("decoder.mlp_layers.")) {
+      strangers.push_back(name);
+    }
+  }
+  if (!strangers.empty()) {
+    return Status::invalid_argument(
+        file + ": tensors that are not part of an lc-rec checkpoint: " + listed(strangers));
+  }
+  const nlohmann::json& args = source["config"];
+  if (args.is_object() && args.value("bn", false) == true) {
+    return Status::invalid_argument(file +
+                                    ": the model has batch norm (args.bn = true), which "
+                                    "semid's MLP does not have");
+  }
+  SEMID_ASSIGN_OR_RETURN(auto encoder, lc_rec_layers(archive, names, "encoder", file));
+  SEMID_ASSIGN_OR_RETURN(auto decoder, lc_rec_layers(archive, names, "decoder", file));
+  if (decoder.size() != encoder.size()) {
+    return Status::invalid_argument(file + ": the decoder has " + std::to_string(decoder.size()) +
+                                    " layers, the encoder " + std::to_string(encoder.size()) +
+                                    "; semid's decoder mirrors its encoder");
+  }
+  for (std::size_t j = 0; j < encoder.size(); ++j) {
+    const LinearLayer& e = encoder[j];
+    const LinearLayer& d = decoder[decoder.size() - 1 - j];
+    if (d.in != e.out || d.out != e.in) {
+      return Status::invalid_argument(file + ": " + d.weight + " is [" + std::to_string(d.out) +
+                                      ", " + std::to_string(d.in) + "]; mirroring " + e.weight +
+                                      " it must be [" + std::to_string(e.in) + ", " +
+                                      std::to_string(e.out) + "]");
+    }
+  }
+  const std::int64_t latent = encoder.back().out;
+  if (books.empty()) return Status::invalid_argument(file + ": no rq.vq_layers.<l> codebooks");
+  const int L = static_cast<int>(books.size());
+  if (books.begin()->first != 0 || books.rbegin()->first != L - 1) {
+    return Status::invalid_argument(file + ": the codebook levels must be 0.." +
+                                    std::to_string(L - 1) + " without gaps");
+  }
+  std::map<std::string, safetensors::Tensor> tensors;
+  std::int64_t K = -1;
+  for (const auto& [level, name] : books) {
+    SEMID_ASSIGN_OR_RETURN(const safetensors::TensorView view, archive.tensor(name));
+    if (view.dtype != safetensors::DType::kF32 || view.shape.size() != 2 ||
+        view.shape[1] != latent || (K >= 0 && view.shape[0] != K)) {
+      return Status::invalid_argument(
+          file + ": " + name + " must be F32 [K, " + std::to_string(latent) +
+          "] (the encoder's output size), with the same K at every level");
+    }
+    K = view.shape[0];
+    SEMID_ASSIGN_OR_RETURN(std::vector<float> values, archive.floats(name));
+    tensors.emplace("codebook_" + std::to_string(level),
+                    safetensors::Tensor::from_floats(view.shape, values));
+  }
+  const auto copy_layers = [&](const std::vector<LinearLayer>& layers,
+                               const std::string& part) -> Status {
+    for (std::size_t j = 0; j < layers.size(); ++j) {
+      const std::string semid_name = part + "." + std::to_string(2 * j);
+      SEMID_ASSIGN_OR_RETURN(std::vector<float> w, archive.floats(layers[j].weight));
+      SEMID_ASSIGN_OR_RETURN(std::vector<float> b, archive.floats(layers[j].bias));
+      tensors.emplace(semid_name + ".weight",
+                      safetensors::Tensor::from_floats({layers[j].out, layers[j].in}, w));
+      tensors.emplace(semid_name + ".bias", safetensors::Tensor::from_floats({layers[j].out}, b));
+    }
+    return Status::ok();
+  };
+  SEMID_RETURN_IF_ERROR(copy_layers(encoder, "encoder"));
+  SEMID_RETURN_IF_ERROR(copy_layers(decoder, "decoder"));
+  if (K < 2 || (K & (K - 1)) != 0 || K > 65536) {
+    return Status::invalid_argument(file + ": " + std::to_string(K) +
+                                    " codes per level; semid's codebooks take a power of two in "
+                                    "[2, 65536]");
+  }
+  RqVaeConfig config;
+  config.dim = static_cast<int>(encoder.front().in);
+  config.architecture = RqVaeArchitecture::kMlp;
+  config.hidden.clear();
+  for (std::size_t j = 0; j + 1 < encoder.size(); ++j) {
+    config.hidden.push_back(static_cast<int>(encoder[j].out));
+  }
+  config.activation = Activation::kReLU;
+  config.latent_dim = static_cast<int>(latent);
+  config.beam_size = 1;  // get_indices takes the nearest codeword per level
+  config.levels = L;
+  config.codebook_size = static_cast<int>(K);
+  config.codebook_distance = CodebookDistance::kL2;
+  config.metric = Metric::kL2;  // no input normalisation, no output normalisation
+  config.source = std::move(source);
+  SEMID_RETURN_IF_ERROR(config.validate().with_context(file));
+  SEMID_ASSIGN_OR_RETURN(std::string bytes,
+                         model_file::serialize("rqvae", config.to_json(), tensors));
+  auto model = RqVae::from_bytes(bytes);
+  if (!model) return model.status().with_context(file);
+  return std::unique_ptr<Quantizer>(std::move(model).value());
+}
+
+// A temporary file name for the converted pickle (mkstemp: created empty, ours alone).
+Result<std::string> temporary_path() {
+  std::string name = (fs::temp_directory_path() / "semid-import-XXXXXX").string();
+  const int fd = ::mkstemp(name.data());
+  if (fd < 0) return Status::io_error("cannot create a temporary file in " + name);
+  ::close(fd);
+  return name;
+}
+
 }  // namespace
 
 Result<CheckpointFormat> parse_checkpoint_format(std::string_view name) {
   if (name == "auto") return CheckpointFormat::kAuto;
   if (name == "residual-quantizer") return CheckpointFormat::kResidualQuantizer;
   if (name == "res-kmeans") return CheckpointFormat::kResKMeans;
+  if (name == "lc-rec") return CheckpointFormat::kLcRec;
   return Status::invalid_argument("checkpoint format '" + std::string(name) + "'; known: auto, " +
                                   known_formats());
 }
@@ -77,29 +271,54 @@ const char* checkpoint_format_name(CheckpointFormat format) {
       return "residual-quantizer";
     case CheckpointFormat::kResKMeans:
       return "res-kmeans";
+    case CheckpointFormat::kLcRec:
+      return "lc-rec";
   }
   return "auto";
 }
 
 Result<std::unique_ptr<Quantizer>> import_checkpoint(const std::string& source,
-                                                     CheckpointFormat format) {
+                                                     CheckpointFormat format, bool trust_pickle) {
   std::error_code ec;
   const bool folder = fs::is_directory(source, ec);
   const std::string weights = folder ? (fs::path(source) / "model.safetensors").string() : source;
-  for (const char* pickle : {".pt", ".pth", ".ckpt", ".bin"}) {
-    if (weights.ends_with(pickle)) {
-      return Status::invalid_argument(
-          weights +
-          " is a torch pickle, which semid does not unpickle: save its state_dict as "
-          "safetensors first");
-    }
+  std::string bytes, sha256;
+  nlohmann::json extras = nullptr;
+  if (is_torch_pickle(weights)) {
+    SEMID_ASSIGN_OR_RETURN(const std::string original, read_file(weights));
+    sha256 = model_file::sha256_hex(
+        {reinterpret_cast<const std::uint8_t*>(original.data()), original.size()});
+    SEMID_ASSIGN_OR_RETURN(const std::string converted, temporary_path());
+    const Status status = convert_torch_pickle(weights, converted, trust_pickle);
+    auto read = status.is_ok() ? read_file(converted) : Result<std::string>(status);
+    fs::remove(converted, ec);
+    if (!read) return read.status();
+    bytes = std::move(read).value();
+  } else {
+    SEMID_ASSIGN_OR_RETURN(bytes, read_file(weights));
+    sha256 =
+        model_file::sha256_hex({reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()});
   }
-  SEMID_ASSIGN_OR_RETURN(const std::string bytes, read_file(weights));
   const auto* data = reinterpret_cast<const std::uint8_t*>(bytes.data());
   auto parsed = safetensors::Archive::parse({data, bytes.size()});
   if (!parsed) return parsed.status().with_context(weights);
+  if (const auto it = parsed->metadata().find(kPickleExtrasKey); it != parsed->metadata().end()) {
+    extras = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+    if (extras.is_discarded()) extras = nullptr;
+  }
   const safetensors::Archive& archive = *parsed;
   const std::vector<std::string> names = archive.names();
+  if (format == CheckpointFormat::kLcRec ||
+      (format == CheckpointFormat::kAuto &&
+       std::any_of(names.begin(), names.end(), is_lc_rec_name))) {
+    // LC-Rec keeps its training options in the checkpoint's "args".
+    nlohmann::json args = extras.is_object() && extras.contains("args") ? extras["args"] : extras;
+    return import_lc_rec(archive, names, weights,
+                         {{"format", "lc-rec"},
+                          {"file", fs::path(weights).filename().string()},
+                          {"sha256", sha256},
+                          {"config", args}});
+  }
 
   // Which layouts the names speak for: exactly one (or the one asked for).
   std::map<CheckpointFormat, std::map<int, std::string>> found;
@@ -198,8 +417,8 @@ Result<std::unique_ptr<Quantizer>> import_checkpoint(const std::string& source,
   config.metric = Metric::kL2;
   config.source = {{"format", checkpoint_format_name(format)},
                    {"file", fs::path(weights).filename().string()},
-                   {"sha256", model_file::sha256_hex({data, bytes.size()})},
-                   {"config", source_config}};
+                   {"sha256", sha256},
+                   {"config", source_config.is_null() ? extras : source_config}};
   auto model = RqKMeans::from_codebooks(config, std::move(books));
   if (!model) return model.status().with_context(weights);
   return std::unique_ptr<Quantizer>(std::move(model).value());

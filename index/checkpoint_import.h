@@ -6,7 +6,13 @@
 //    the nearest codeword (squared L2) per level on the raw input residual.
 //  - res-kmeans (OpenOneRec): centroids.{l} [K, d], levels = the number of keys; the same rule.
 // Both become an RQ-KMeans model with the L2 metric and beam 1 (greedy), which is that rule.
-// A torch pickle (.pt, .pth, .ckpt) is never unpickled here: convert it to safetensors first.
+//  - lc-rec (LC-Rec's RQVAE, also MiniOneRec's): encoder.mlp_layers.{1,4,7..}.{weight,bias}
+//    (Dropout, Linear, ReLU per layer), the mirrored decoder.mlp_layers..., and
+//    rq.vq_layers.{l}.embedding.weight [K, e]; usually a torch.save({"args", "state_dict", ...})
+//    .pth. It becomes an RQ-VAE with the kMlp architecture, ReLU, the L2 metric and beam 1 (the
+//    nearest codeword per level of the encoder's output, as its get_indices).
+// A torch pickle (.pt, .pth, .ckpt, .bin) is never unpickled in C++: index/torch_pickle.h converts
+// it in Debian's python3-torch first (weights only, unless the caller trusts the file).
 // The model records where it came from in its config's "source" (format, file, SHA-256, the
 // source's config.json).
 #pragma once
@@ -20,18 +26,21 @@
 
 namespace semid {
 
-enum class CheckpointFormat { kAuto, kResidualQuantizer, kResKMeans };
+enum class CheckpointFormat { kAuto, kResidualQuantizer, kResKMeans, kLcRec };
 
-// "auto", "residual-quantizer" or "res-kmeans" (InvalidArgument listing them otherwise).
+// "auto", "residual-quantizer", "res-kmeans" or "lc-rec" (InvalidArgument listing them otherwise).
 Result<CheckpointFormat> parse_checkpoint_format(std::string_view name);
 const char* checkpoint_format_name(CheckpointFormat format);
 
-// `source`: a safetensors file, or a folder holding model.safetensors (and config.json). Errors
+// `source`: a safetensors file, a torch pickle, or a folder holding model.safetensors (and
+// config.json). `trust_pickle`: unpickle a pickle's Python objects (LC-Rec's argparse "args"
+// need it; see torch_pickle.h). Errors
 // name the file and what is wrong: an unknown layout lists the tensor names found and the formats
 // known; missing levels, wrong shapes, mixed layouts, NaN/Inf weights, a config.json that
 // disagrees with the tensors, a codebook size that is not a power of two, a truncated file.
 Result<std::unique_ptr<Quantizer>> import_checkpoint(const std::string& source,
-                                                     CheckpointFormat format);
+                                                     CheckpointFormat format,
+                                                     bool trust_pickle = false);
 
 // Writes `model` in a source project's layout, so that its loader gives the same SIDs:
 // residual-quantizer writes `out_dir`/model.safetensors (quantizers.{l}.embedding.weight) and

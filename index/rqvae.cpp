@@ -111,18 +111,20 @@ Status RqVaeConfig::validate() const {
 }
 
 nlohmann::json RqVaeConfig::to_json() const {
-  return {{"dim", dim},
-          {"architecture", semid::to_string(architecture)},
-          {"activation", semid::to_string(activation)},
-          {"beam_size", beam_size},
-          {"hidden", hidden},
-          {"latent_dim", latent()},
-          {"levels", levels},
-          {"codebook_size", codebook_size},
-          {"shared_codebook", shared_codebook},
-          {"codebook_distance", semid::to_string(codebook_distance)},
-          {"beta", beta},
-          {"metric", metric_name(metric)}};
+  nlohmann::json j = {{"dim", dim},
+                      {"architecture", semid::to_string(architecture)},
+                      {"activation", semid::to_string(activation)},
+                      {"beam_size", beam_size},
+                      {"hidden", hidden},
+                      {"latent_dim", latent()},
+                      {"levels", levels},
+                      {"codebook_size", codebook_size},
+                      {"shared_codebook", shared_codebook},
+                      {"codebook_distance", semid::to_string(codebook_distance)},
+                      {"beta", beta},
+                      {"metric", metric_name(metric)}};
+  if (!source.is_null()) j["source"] = source;
+  return j;
 }
 
 Result<RqVaeConfig> RqVaeConfig::from_json(const nlohmann::json& j) {
@@ -162,6 +164,8 @@ Result<RqVaeConfig> RqVaeConfig::from_json(const nlohmann::json& j) {
         c.beta = value.get<float>();
       else if (key == "metric") {
         SEMID_ASSIGN_OR_RETURN(c.metric, parse_metric(value.get<std::string>()));
+      } else if (key == "source") {
+        c.source = value;
       } else {
         return Status::invalid_argument("unknown RQ-VAE config field '" + key + "'");
       }

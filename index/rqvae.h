@@ -66,6 +66,9 @@ struct RqVaeConfig {
   float beta = 0.25f;
   // The data metric. kCosine L2-normalises inputs on the way in. Default: kCosine.
   Metric metric = Metric::kCosine;
+  // Where an imported model came from (format, source file and its SHA-256, the source's own
+  // config; index/checkpoint_import.h); null for a model semid trained. Default: null.
+  nlohmann::json source = nullptr;
 
   // InvalidArgument naming the field and value when a field is out of range.
   Status validate() const;

@@ -287,20 +287,27 @@ void register_model_commands(CLI::App& app) {
 
   auto import_args = std::make_shared<std::array<std::string, 3>>();
   (*import_args)[2] = "auto";
+  auto trust_pickle = std::make_shared<bool>(false);
   auto* importer = app.add_subcommand(
-      "import", "Import a PyTorch tokenizer checkpoint (safetensors) as a semid model");
+      "import",
+      "Import a PyTorch tokenizer checkpoint (safetensors or a torch pickle) as a semid "
+      "model");
   importer
       ->add_option("source", (*import_args)[0],
-                   "A safetensors file, or a folder with model.safetensors (and config.json)")
+                   "A safetensors file, a torch pickle (.pt/.pth/.ckpt/.bin, converted with "
+                   "python3-torch), or a folder with model.safetensors (and config.json)")
       ->required();
+  importer->add_flag("--trust-pickle", *trust_pickle,
+                     "Unpickle the Python objects of a torch pickle (LC-Rec's args need it); only "
+                     "for files you trust: unpickling can run code");
   importer->add_option("--out", (*import_args)[1], "Model file to write")->required();
   importer
       ->add_option("--format", (*import_args)[2],
-                   "auto, residual-quantizer or res-kmeans (index/checkpoint_import.h)")
+                   "auto, residual-quantizer, res-kmeans or lc-rec (index/checkpoint_import.h)")
       ->capture_default_str();
-  importer->callback([import_args] {
+  importer->callback([import_args, trust_pickle] {
     const CheckpointFormat format = value_or_throw(parse_checkpoint_format((*import_args)[2]));
-    const auto model = value_or_throw(import_checkpoint((*import_args)[0], format));
+    const auto model = value_or_throw(import_checkpoint((*import_args)[0], format, *trust_pickle));
     throw_if_error(model->save((*import_args)[1]));
     const nlohmann::json out = {{"model", (*import_args)[1]},
                                 {"kind", model->kind()},

@@ -207,16 +207,23 @@ void bind_quantizer(py::module_& m) {
       py::arg("path"), "Loads a model file written by semid train or Quantizer.save.");
   m.def(
       "import_checkpoint",
-      [](const std::string& source, const std::string& format) {
+      [](const std::string& source, const std::string& format, bool trust_pickle) {
         const CheckpointFormat parsed = value_or_raise(parse_checkpoint_format(format));
-        return PyQuantizer{
-            std::shared_ptr<const Quantizer>(value_or_raise(import_checkpoint(source, parsed))),
-            nlohmann::json::object()};
+        std::unique_ptr<Quantizer> model;
+        {
+          py::gil_scoped_release release;  // a pickle is converted in a python3-torch process
+          auto imported = import_checkpoint(source, parsed, trust_pickle);
+          py::gil_scoped_acquire acquire;
+          model = value_or_raise(std::move(imported));
+        }
+        return PyQuantizer{std::shared_ptr<const Quantizer>(std::move(model)),
+                           nlohmann::json::object()};
       },
-      py::arg("source"), py::arg("format") = "auto",
-      "A PyTorch tokenizer checkpoint (a safetensors file or a hub folder) as a Quantizer with "
-      "exactly its SIDs: 'residual-quantizer' (the seed model card) or 'res-kmeans'; 'auto' "
-      "detects the layout from the tensor names (index/checkpoint_import.h).");
+      py::arg("source"), py::arg("format") = "auto", py::kw_only(), py::arg("trust_pickle") = false,
+      "A PyTorch tokenizer checkpoint (a safetensors file, a torch pickle, or a hub folder) as a "
+      "Quantizer with exactly its SIDs: 'residual-quantizer' (the seed model card), 'res-kmeans' "
+      "or 'lc-rec'; 'auto' detects the layout from the tensor names (index/checkpoint_import.h). "
+      "trust_pickle: unpickle a pickle's Python objects (only for files you trust).");
   m.def(
       "set_threads", [](int threads) { RqVae::set_threads(threads); }, py::arg("threads"),
       "LibTorch intra-op threads for the RQ-VAE's encoder and decoder.");

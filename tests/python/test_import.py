@@ -31,6 +31,20 @@ def write_safetensors(path, tensors, metadata=None):
         f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
+def nearest(r, w):
+    """The nearest codeword of each row of r by squared L2, as the source projects compute it."""
+    return ((r * r).sum(1, keepdim=True) - 2 * r @ w.T + (w * w).sum(1)).argmin(1)
+
+
+def residual_codes(r, books):
+    codes = []
+    for w in books:
+        idx = nearest(r, w)
+        codes.append(idx)
+        r = r - w[idx]
+    return torch.stack(codes, 1)
+
+
 class ResidualQuantizer(torch.nn.Module):
     """The seed model card's layout: quantizers.{l}.embedding (nn.Embedding [K, d]); each level
     takes the nearest codeword (squared L2) of the residual."""
@@ -45,13 +59,7 @@ class ResidualQuantizer(torch.nn.Module):
 
     @torch.no_grad()
     def encode(self, x):
-        codes, r = [], x
-        for q in self.quantizers:
-            w = q.embedding.weight
-            idx = ((r * r).sum(1, keepdim=True) - 2 * r @ w.T + (w * w).sum(1)).argmin(1)
-            codes.append(idx)
-            r = r - w[idx]
-        return torch.stack(codes, 1)
+        return residual_codes(x, [q.embedding.weight for q in self.quantizers])
 
     @torch.no_grad()
     def decode(self, codes):
@@ -196,3 +204,162 @@ def test_export_then_reload_in_torch_gives_the_same_sids(data, tmp_path):
                         str(tmp_path / "cli")], check=True, capture_output=True)
         np.testing.assert_array_equal(load_residual_quantizer(tmp_path / "cli").encode(probe).numpy(),
                                       q.encode(x))
+
+
+class LcRecRqVae(torch.nn.Module):
+    """LC-Rec's RQVAE as its index/models code lays it out: MLPLayers encoder and decoder
+    (Dropout, Linear, ReLU per layer; Dropout, Linear last) and rq.vq_layers.{l}.embedding; codes
+    by the nearest codeword (squared L2) of the encoder's output residual (get_indices)."""
+
+    def __init__(self, in_dim, layers, e_dim, num_emb_list):
+        super().__init__()
+
+        def mlp(dims):
+            modules = []
+            for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+                modules += [torch.nn.Dropout(0.0), torch.nn.Linear(a, b)]
+                if i != len(dims) - 2:
+                    modules.append(torch.nn.ReLU())
+            m = torch.nn.Module()
+            m.mlp_layers = torch.nn.Sequential(*modules)
+            return m
+
+        dims = [in_dim] + layers + [e_dim]
+        self.encoder = mlp(dims)
+        self.decoder = mlp(dims[::-1])
+        self.rq = torch.nn.Module()
+        self.rq.vq_layers = torch.nn.ModuleList()
+        for n in num_emb_list:
+            vq = torch.nn.Module()
+            vq.embedding = torch.nn.Embedding(n, e_dim)
+            self.rq.vq_layers.append(vq)
+
+    @torch.no_grad()
+    def fit_codebooks(self, x):
+        """Codewords drawn from the residuals themselves, level by level, so that codes are
+        well spread (a stand-in for LC-Rec's k-means initialisation)."""
+        r = self.encoder.mlp_layers(x)
+        g = torch.Generator().manual_seed(3)
+        for vq in self.rq.vq_layers:
+            w = vq.embedding.weight
+            w.copy_(r[torch.randperm(len(r), generator=g)[: w.shape[0]]])
+            r = r - w[nearest(r, w)]
+
+    @torch.no_grad()
+    def encode(self, x):
+        return residual_codes(self.encoder.mlp_layers(x),
+                              [vq.embedding.weight for vq in self.rq.vq_layers])
+
+    @torch.no_grad()
+    def decode(self, codes):
+        s = sum(vq.embedding.weight[codes[:, l]] for l, vq in enumerate(self.rq.vq_layers))
+        return self.decoder.mlp_layers(s)
+
+
+def lc_rec_model(seed=0, in_dim=48, layers=(64, 32), e_dim=16, levels=3, K=64):
+    torch.manual_seed(seed)
+    model = LcRecRqVae(in_dim, list(layers), e_dim, [K] * levels).eval()
+    x = torch.randn(3000, in_dim)
+    model.fit_codebooks(x)
+    return model, x
+
+
+def test_lc_rec_checkpoint_as_torch_saves_it(tmp_path):
+    """LC-Rec's trainer saves {"args": argparse.Namespace, "state_dict", "epoch", "optimizer"}:
+    the Namespace needs trust_pickle; the SIDs and decodings are torch's own."""
+    import argparse
+    model, x = lc_rec_model()
+    args = argparse.Namespace(num_emb_list=[64] * 3, e_dim=16, layers=[64, 32], bn=False,
+                              dropout_prob=0.0)
+    path = tmp_path / "best_collision_model.pth"
+    opt = torch.optim.Adam(model.parameters())
+    torch.save({"args": args, "epoch": 7, "state_dict": model.state_dict(),
+                "optimizer": opt.state_dict()}, path)
+    with pytest.raises(ValueError, match="trust"):
+        semid.import_checkpoint(str(path))
+    q = semid.import_checkpoint(str(path), trust_pickle=True)
+    assert (q.kind, q.levels, q.codebook_size, q.dim, q.metric) == ("rqvae", 3, 64, 48, "l2")
+    assert q.config["architecture"] == "mlp" and q.config["hidden"] == [64, 32]
+    assert q.config["latent_dim"] == 16 and q.config["beam_size"] == 1
+    source = q.config["source"]
+    assert source["format"] == "lc-rec" and source["config"]["e_dim"] == 16
+    assert source["file"] == "best_collision_model.pth" and len(source["sha256"]) == 64
+    check_same(model, q, x)
+    # Saved and loaded back as a semid model file: the same SIDs.
+    q.save(str(tmp_path / "m.safetensors"))
+    again = semid.load_quantizer(str(tmp_path / "m.safetensors"))
+    np.testing.assert_array_equal(again.encode(x.numpy()), q.encode(x.numpy()))
+
+
+def test_a_plain_state_dict_pickle_needs_no_trust(tmp_path):
+    model, x = lc_rec_model(seed=1, layers=(40,), levels=2, K=32)
+    path = tmp_path / "rqvae.pt"
+    torch.save(model.state_dict(), path)
+    q = semid.import_checkpoint(str(path), "lc-rec")
+    assert q.config["hidden"] == [40] and q.levels == 2
+    check_same(model, q, x)
+    cli = os.environ.get("SEMID_CLI")
+    if cli:
+        out = tmp_path / "cli.safetensors"
+        run = subprocess.run([cli, "import", str(path), "--out", str(out)], capture_output=True,
+                             text=True)
+        assert run.returncode == 0, run.stderr
+        np.testing.assert_array_equal(semid.load_quantizer(str(out)).encode(x.numpy()),
+                                      q.encode(x.numpy()))
+
+
+def test_malformed_lc_rec_checkpoints_are_clear_errors(tmp_path):
+    model, _ = lc_rec_model(seed=2, levels=2, K=32)
+    sd = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def attempt(tensors, match, **kwargs):
+        path = tmp_path / "bad.safetensors"
+        write_safetensors(path, tensors)
+        with pytest.raises(ValueError, match=match):
+            semid.import_checkpoint(str(path), **kwargs)
+
+    bn = dict(sd)
+    bn["encoder.mlp_layers.2.running_mean"] = torch.zeros(64)
+    attempt(bn, "batch-norm")
+    attempt({k: v for k, v in sd.items() if k != "rq.vq_layers.1.embedding.weight"}
+            | {"rq.vq_layers.2.embedding.weight": sd["rq.vq_layers.1.embedding.weight"]},
+            "without gaps")
+    short = dict(sd)
+    short["rq.vq_layers.1.embedding.weight"] = torch.randn(32, 15)
+    attempt(short, r"\[K, 16\]")
+    nan = dict(sd)
+    nan["decoder.mlp_layers.1.weight"] = nan["decoder.mlp_layers.1.weight"].clone()
+    nan["decoder.mlp_layers.1.weight"][0, 0] = float("nan")
+    with pytest.raises((ValueError, RuntimeError), match="NaN"):
+        path = tmp_path / "nan.safetensors"
+        write_safetensors(path, nan)
+        semid.import_checkpoint(str(path))
+    mixed = dict(sd)
+    mixed["centroids.0"] = torch.randn(32, 48)
+    attempt(mixed, "not part of an lc-rec checkpoint")
+    no_bias = {k: v for k, v in sd.items() if k != "encoder.mlp_layers.4.bias"}
+    attempt(no_bias, "weight and bias")
+    (tmp_path / "garbage.pth").write_bytes(b"not a pickle at all")
+    with pytest.raises(ValueError, match="torch.load failed"):
+        semid.import_checkpoint(str(tmp_path / "garbage.pth"))
+    torch.save({"epoch": 1, "note": "no tensors"}, tmp_path / "empty.pt")
+    with pytest.raises(ValueError, match="no state dict"):
+        semid.import_checkpoint(str(tmp_path / "empty.pt"))
+
+
+def test_a_pickle_without_python3_torch_names_the_package(tmp_path, monkeypatch):
+    model, _ = lc_rec_model(seed=4, layers=(8,), levels=1, K=16)
+    path = tmp_path / "m.pt"
+    torch.save(model.state_dict(), path)
+    monkeypatch.setenv("SEMID_PYTHON", str(tmp_path / "no-such-python"))
+    with pytest.raises(RuntimeError, match="python3-torch"):
+        semid.import_checkpoint(str(path))
+    # An interpreter that runs but has no torch (a bare python3, as `env -i` finds first).
+    bare = tmp_path / "bare-python"
+    bare.write_text("#!/bin/sh\nexec /usr/bin/python3 -S -I -c "
+                    "'import sys; sys.path = [p for p in sys.path if \"dist-packages\" not in p]; "
+                    "exec(sys.argv[2])' \"$@\"\n")
+    bare.chmod(0o755)
+    monkeypatch.setenv("SEMID_PYTHON", str(bare))
+    with pytest.raises(RuntimeError, match="python3-torch is missing"):
+        semid.import_checkpoint(str(path))
