@@ -56,13 +56,34 @@ std::optional<int> level_of(const std::string& name, const Layout& layout) {
   return std::stoi(digits);
 }
 
-std::string known_formats() { return "residual-quantizer, res-kmeans, lc-rec"; }
+std::string known_formats() { return "residual-quantizer, res-kmeans, lc-rec, vector-quantize"; }
 
 std::string listed(const std::vector<std::string>& names) {
   std::string out;
   for (std::size_t i = 0; i < names.size() && i < 12; ++i) out += (i ? ", " : "") + names[i];
   if (names.size() > 12) out += ", ... (" + std::to_string(names.size()) + " in all)";
   return out.empty() ? "(none)" : out;
+}
+
+// semid's codebooks take a power of two in [2, 65536] codes per level.
+Status check_codebook_size(std::int64_t K, const std::string& file) {
+  if (K >= 2 && (K & (K - 1)) == 0 && K <= 65536) return Status::ok();
+  return Status::invalid_argument(file + ": " + std::to_string(K) +
+                                  " codes per level; semid's codebooks take a power of two in "
+                                  "[2, 65536]");
+}
+
+// An RQ-VAE with `config` and `tensors` under semid's parameter names, checked as a model file
+// is when it loads (every parameter present, shapes, NaN/Inf).
+Result<std::unique_ptr<Quantizer>> rqvae_from_tensors(
+    const RqVaeConfig& config, const std::map<std::string, safetensors::Tensor>& tensors,
+    const std::string& file) {
+  SEMID_RETURN_IF_ERROR(config.validate().with_context(file));
+  SEMID_ASSIGN_OR_RETURN(std::string bytes,
+                         model_file::serialize("rqvae", config.to_json(), tensors));
+  auto model = RqVae::from_bytes(bytes);
+  if (!model) return model.status().with_context(file);
+  return std::unique_ptr<Quantizer>(std::move(model).value());
 }
 
 // LC-Rec's RQVAE (index/models/rqvae.py there): encoder and decoder are MLPLayers, a Sequential of
@@ -215,11 +236,7 @@ Result<std::unique_ptr<Quantizer>> import_lc_rec(const safetensors::Archive& arc
   };
   SEMID_RETURN_IF_ERROR(copy_layers(encoder, "encoder"));
   SEMID_RETURN_IF_ERROR(copy_layers(decoder, "decoder"));
-  if (K < 2 || (K & (K - 1)) != 0 || K > 65536) {
-    return Status::invalid_argument(file + ": " + std::to_string(K) +
-                                    " codes per level; semid's codebooks take a power of two in "
-                                    "[2, 65536]");
-  }
+  SEMID_RETURN_IF_ERROR(check_codebook_size(K, file));
   RqVaeConfig config;
   config.dim = static_cast<int>(encoder.front().in);
   config.architecture = RqVaeArchitecture::kMlp;
@@ -235,12 +252,149 @@ Result<std::unique_ptr<Quantizer>> import_lc_rec(const safetensors::Archive& arc
   config.codebook_distance = CodebookDistance::kL2;
   config.metric = Metric::kL2;  // no input normalisation, no output normalisation
   config.source = std::move(source);
-  SEMID_RETURN_IF_ERROR(config.validate().with_context(file));
-  SEMID_ASSIGN_OR_RETURN(std::string bytes,
-                         model_file::serialize("rqvae", config.to_json(), tensors));
-  auto model = RqVae::from_bytes(bytes);
-  if (!model) return model.status().with_context(file);
-  return std::unique_ptr<Quantizer>(std::move(model).value());
+  return rqvae_from_tensors(config, tensors, file);
+}
+
+// lucidrains' ResidualVQ (vector_quantize_pytorch/residual_vq.py there): layers.{l}._codebook.embed
+// [1, K, e]; the codebook's training state (embed_avg, cluster_size, initted, ...) is ignored.
+bool is_vector_quantize_name(const std::string& name) {
+  return name.starts_with("layers.") && name.find("._codebook.") != std::string::npos;
+}
+
+Result<std::unique_ptr<Quantizer>> import_vector_quantize(const safetensors::Archive& archive,
+                                                          const std::vector<std::string>& names,
+                                                          const std::string& file,
+                                                          nlohmann::json source, bool cosine) {
+  std::map<int, std::string> books;
+  std::vector<std::string> strangers;
+  const Layout vq{CheckpointFormat::kVectorQuantize, "layers.", "._codebook.embed"};
+  bool projected = false;
+  for (const std::string& name : names) {
+    if (auto level = level_of(name, vq)) {
+      books[*level] = name;
+    } else if (name.starts_with("project_in.") || name.starts_with("project_out.")) {
+      projected = true;
+    } else if (!is_vector_quantize_name(name)) {
+      strangers.push_back(name);
+    }
+  }
+  if (!strangers.empty()) {
+    return Status::invalid_argument(
+        file + ": tensors that are not part of a vector-quantize ResidualVQ: " + listed(strangers));
+  }
+  if (books.empty()) return Status::invalid_argument(file + ": no layers.<l>._codebook.embed");
+  const int L = static_cast<int>(books.size());
+  if (books.begin()->first != 0 || books.rbegin()->first != L - 1) {
+    return Status::invalid_argument(file + ": the levels must be 0.." + std::to_string(L - 1) +
+                                    " without gaps");
+  }
+  std::int64_t K = -1, e = -1;
+  std::vector<std::vector<float>> values;
+  for (const auto& [level, name] : books) {
+    SEMID_ASSIGN_OR_RETURN(const safetensors::TensorView view, archive.tensor(name));
+    std::vector<std::int64_t> shape = view.shape;
+    if (shape.size() == 3 && shape[0] == 1) shape.erase(shape.begin());  // one codebook head
+    if (view.dtype != safetensors::DType::kF32 || shape.size() != 2 ||
+        (K >= 0 && (shape[0] != K || shape[1] != e))) {
+      return Status::invalid_argument(file + ": " + name +
+                                      " must be F32 [1, K, e] with the same K and e at every level "
+                                      "(multi-head codebooks are not supported)");
+    }
+    K = shape[0];
+    e = shape[1];
+    SEMID_ASSIGN_OR_RETURN(std::vector<float> book, archive.floats(name));
+    if (cosine) {
+      // use_cosine_sim keeps unit-norm codewords and subtracts them.
+      for (std::int64_t k = 0; k < K; ++k) {
+        double norm = 0;
+        for (std::int64_t j = 0; j < e; ++j) norm += double(book[k * e + j]) * book[k * e + j];
+        const auto scale = static_cast<float>(norm > 0 ? 1.0 / std::sqrt(norm) : 0.0);
+        for (std::int64_t j = 0; j < e; ++j) book[k * e + j] *= scale;
+      }
+    }
+    values.push_back(std::move(book));
+  }
+  SEMID_RETURN_IF_ERROR(check_codebook_size(K, file));
+  if (!projected && !cosine) {
+    std::vector<float> flat;
+    for (const auto& book : values) flat.insert(flat.end(), book.begin(), book.end());
+    RqKMeansConfig config;
+    config.dim = static_cast<int>(e);
+    config.levels = L;
+    config.codebook_size = static_cast<int>(K);
+    config.beam_size = 1;
+    config.metric = Metric::kL2;
+    config.source = std::move(source);
+    auto model = RqKMeans::from_codebooks(config, std::move(flat));
+    if (!model) return model.status().with_context(file);
+    return std::unique_ptr<Quantizer>(std::move(model).value());
+  }
+  // project_in [e, d] + bias [e] and project_out [d, e] + bias [d], or the identity (d = e).
+  std::map<std::string, safetensors::Tensor> tensors;
+  std::int64_t d = e;
+  if (projected) {
+    const auto linear =
+        [&](const std::string& part, std::int64_t out,
+            std::int64_t in) -> Result<std::pair<std::vector<float>, std::vector<float>>> {
+      auto found_w = archive.tensor(part + ".weight");
+      auto found_b = archive.tensor(part + ".bias");
+      if (!found_w || !found_b) {
+        return Status::invalid_argument(file + ": " + part + " needs both " + part +
+                                        ".weight and " + part +
+                                        ".bias (project_in and project_out come together)");
+      }
+      const safetensors::TensorView& w = *found_w;
+      const safetensors::TensorView& b = *found_b;
+      if (w.dtype != safetensors::DType::kF32 || w.shape.size() != 2 ||
+          (out > 0 && w.shape[0] != out) || (in > 0 && w.shape[1] != in) || b.shape.size() != 1 ||
+          b.shape[0] != w.shape[0]) {
+        return Status::invalid_argument(file + ": " + part + " must be a Linear with bias, [" +
+                                        (out > 0 ? std::to_string(out) : std::string("?")) + ", " +
+                                        (in > 0 ? std::to_string(in) : std::string("?")) + "]");
+      }
+      SEMID_ASSIGN_OR_RETURN(std::vector<float> wv, archive.floats(part + ".weight"));
+      SEMID_ASSIGN_OR_RETURN(std::vector<float> bv, archive.floats(part + ".bias"));
+      return std::make_pair(std::move(wv), std::move(bv));
+    };
+    auto found_in = archive.tensor("project_in.weight");
+    if (!found_in || found_in->shape.size() != 2) {
+      return Status::invalid_argument(file +
+                                      ": project_in.weight is missing or not [e, d] (project_in "
+                                      "and project_out come together)");
+    }
+    d = found_in->shape[1];
+    SEMID_ASSIGN_OR_RETURN(auto in, linear("project_in", e, d));
+    SEMID_ASSIGN_OR_RETURN(auto out, linear("project_out", d, e));
+    tensors.emplace("encoder.0.weight", safetensors::Tensor::from_floats({e, d}, in.first));
+    tensors.emplace("encoder.0.bias", safetensors::Tensor::from_floats({e}, in.second));
+    tensors.emplace("decoder.0.weight", safetensors::Tensor::from_floats({d, e}, out.first));
+    tensors.emplace("decoder.0.bias", safetensors::Tensor::from_floats({d}, out.second));
+  } else {
+    std::vector<float> identity(static_cast<std::size_t>(e * e), 0.0f);
+    for (std::int64_t j = 0; j < e; ++j) identity[j * e + j] = 1.0f;
+    const std::vector<float> zero(static_cast<std::size_t>(e), 0.0f);
+    for (const char* part : {"encoder.0", "decoder.0"}) {
+      tensors.emplace(std::string(part) + ".weight",
+                      safetensors::Tensor::from_floats({e, e}, identity));
+      tensors.emplace(std::string(part) + ".bias", safetensors::Tensor::from_floats({e}, zero));
+    }
+  }
+  for (int l = 0; l < L; ++l) {
+    tensors.emplace("codebook_" + std::to_string(l),
+                    safetensors::Tensor::from_floats({K, e}, values[static_cast<std::size_t>(l)]));
+  }
+  RqVaeConfig config;
+  config.dim = static_cast<int>(d);
+  config.architecture = RqVaeArchitecture::kMlp;
+  config.hidden.clear();
+  config.latent_dim = static_cast<int>(e);
+  config.beam_size = 1;
+  config.levels = L;
+  config.codebook_size = static_cast<int>(K);
+  config.codebook_distance = cosine ? CodebookDistance::kCosine : CodebookDistance::kL2;
+  config.metric = Metric::kL2;
+  config.source = std::move(source);
+  return rqvae_from_tensors(config, tensors, file);
 }
 
 // A temporary file name for the converted pickle (mkstemp: created empty, ours alone).
@@ -259,6 +413,7 @@ Result<CheckpointFormat> parse_checkpoint_format(std::string_view name) {
   if (name == "residual-quantizer") return CheckpointFormat::kResidualQuantizer;
   if (name == "res-kmeans") return CheckpointFormat::kResKMeans;
   if (name == "lc-rec") return CheckpointFormat::kLcRec;
+  if (name == "vector-quantize") return CheckpointFormat::kVectorQuantize;
   return Status::invalid_argument("checkpoint format '" + std::string(name) + "'; known: auto, " +
                                   known_formats());
 }
@@ -273,12 +428,15 @@ const char* checkpoint_format_name(CheckpointFormat format) {
       return "res-kmeans";
     case CheckpointFormat::kLcRec:
       return "lc-rec";
+    case CheckpointFormat::kVectorQuantize:
+      return "vector-quantize";
   }
   return "auto";
 }
 
 Result<std::unique_ptr<Quantizer>> import_checkpoint(const std::string& source,
-                                                     CheckpointFormat format, bool trust_pickle) {
+                                                     CheckpointFormat format,
+                                                     const ImportOptions& options) {
   std::error_code ec;
   const bool folder = fs::is_directory(source, ec);
   const std::string weights = folder ? (fs::path(source) / "model.safetensors").string() : source;
@@ -289,7 +447,7 @@ Result<std::unique_ptr<Quantizer>> import_checkpoint(const std::string& source,
     sha256 = model_file::sha256_hex(
         {reinterpret_cast<const std::uint8_t*>(original.data()), original.size()});
     SEMID_ASSIGN_OR_RETURN(const std::string converted, temporary_path());
-    const Status status = convert_torch_pickle(weights, converted, trust_pickle);
+    const Status status = convert_torch_pickle(weights, converted, options.trust_pickle);
     auto read = status.is_ok() ? read_file(converted) : Result<std::string>(status);
     fs::remove(converted, ec);
     if (!read) return read.status();
@@ -308,6 +466,19 @@ Result<std::unique_ptr<Quantizer>> import_checkpoint(const std::string& source,
   }
   const safetensors::Archive& archive = *parsed;
   const std::vector<std::string> names = archive.names();
+  const nlohmann::json base_source = {{"format", checkpoint_format_name(format)},
+                                      {"file", fs::path(weights).filename().string()},
+                                      {"sha256", sha256},
+                                      {"config", extras}};
+  if (format == CheckpointFormat::kVectorQuantize ||
+      (format == CheckpointFormat::kAuto &&
+       std::any_of(names.begin(), names.end(), is_vector_quantize_name))) {
+    nlohmann::json source = base_source;
+    source["format"] = "vector-quantize";
+    source["cosine_codebook"] = options.cosine_codebook;
+    return import_vector_quantize(archive, names, weights, std::move(source),
+                                  options.cosine_codebook);
+  }
   if (format == CheckpointFormat::kLcRec ||
       (format == CheckpointFormat::kAuto &&
        std::any_of(names.begin(), names.end(), is_lc_rec_name))) {
@@ -404,11 +575,7 @@ Result<std::unique_ptr<Quantizer>> import_checkpoint(const std::string& source,
       }
     }
   }
-  if (K < 2 || (K & (K - 1)) != 0 || K > 65536) {
-    return Status::invalid_argument(weights + ": " + std::to_string(K) +
-                                    " codes per level; semid's residual codebooks take a power of "
-                                    "two in [2, 65536]");
-  }
+  SEMID_RETURN_IF_ERROR(check_codebook_size(K, weights));
   RqKMeansConfig config;
   config.dim = static_cast<int>(d);
   config.levels = L;

@@ -11,6 +11,13 @@
 //    rq.vq_layers.{l}.embedding.weight [K, e]; usually a torch.save({"args", "state_dict", ...})
 //    .pth. It becomes an RQ-VAE with the kMlp architecture, ReLU, the L2 metric and beam 1 (the
 //    nearest codeword per level of the encoder's output, as its get_indices).
+//  - vector-quantize (lucidrains' ResidualVQ state dict): layers.{l}._codebook.embed [1, K, e]
+//    (embed_avg, cluster_size, initted and the like are training state, ignored), optional
+//    project_in / project_out (Linear with bias, when codebook_dim != dim). Euclidean codebooks
+//    by default; ImportOptions::cosine_codebook for use_cosine_sim (the layout cannot tell). With
+//    neither projection nor cosine it is RQ-KMeans (L2, beam 1); otherwise an RQ-VAE with the
+//    kMlp architecture and no hidden layer: project_in as the encoder (the identity when absent),
+//    project_out as the decoder, the cosine or L2 nearest codeword, beam 1.
 // A torch pickle (.pt, .pth, .ckpt, .bin) is never unpickled in C++: index/torch_pickle.h converts
 // it in Debian's python3-torch first (weights only, unless the caller trusts the file).
 // The model records where it came from in its config's "source" (format, file, SHA-256, the
@@ -26,21 +33,30 @@
 
 namespace semid {
 
-enum class CheckpointFormat { kAuto, kResidualQuantizer, kResKMeans, kLcRec };
+enum class CheckpointFormat { kAuto, kResidualQuantizer, kResKMeans, kLcRec, kVectorQuantize };
 
-// "auto", "residual-quantizer", "res-kmeans" or "lc-rec" (InvalidArgument listing them otherwise).
+// "auto", "residual-quantizer", "res-kmeans", "lc-rec" or "vector-quantize" (InvalidArgument
+// listing them otherwise).
 Result<CheckpointFormat> parse_checkpoint_format(std::string_view name);
 const char* checkpoint_format_name(CheckpointFormat format);
 
+struct ImportOptions {
+  // Unpickle a torch pickle's Python objects (LC-Rec's argparse "args" need it; only for files
+  // you trust, see torch_pickle.h). Default: false.
+  bool trust_pickle = false;
+  // vector-quantize: the codebooks were trained with use_cosine_sim (nearest codeword by cosine,
+  // unit-norm codewords). Default: false (Euclidean, lucidrains' default).
+  bool cosine_codebook = false;
+};
+
 // `source`: a safetensors file, a torch pickle, or a folder holding model.safetensors (and
-// config.json). `trust_pickle`: unpickle a pickle's Python objects (LC-Rec's argparse "args"
-// need it; see torch_pickle.h). Errors
+// config.json). Errors
 // name the file and what is wrong: an unknown layout lists the tensor names found and the formats
 // known; missing levels, wrong shapes, mixed layouts, NaN/Inf weights, a config.json that
 // disagrees with the tensors, a codebook size that is not a power of two, a truncated file.
 Result<std::unique_ptr<Quantizer>> import_checkpoint(const std::string& source,
                                                      CheckpointFormat format,
-                                                     bool trust_pickle = false);
+                                                     const ImportOptions& options = {});
 
 // Writes `model` in a source project's layout, so that its loader gives the same SIDs:
 // residual-quantizer writes `out_dir`/model.safetensors (quantizers.{l}.embedding.weight) and

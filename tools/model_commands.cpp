@@ -287,7 +287,7 @@ void register_model_commands(CLI::App& app) {
 
   auto import_args = std::make_shared<std::array<std::string, 3>>();
   (*import_args)[2] = "auto";
-  auto trust_pickle = std::make_shared<bool>(false);
+  auto import_options = std::make_shared<ImportOptions>();
   auto* importer = app.add_subcommand(
       "import",
       "Import a PyTorch tokenizer checkpoint (safetensors or a torch pickle) as a semid "
@@ -297,17 +297,21 @@ void register_model_commands(CLI::App& app) {
                    "A safetensors file, a torch pickle (.pt/.pth/.ckpt/.bin, converted with "
                    "python3-torch), or a folder with model.safetensors (and config.json)")
       ->required();
-  importer->add_flag("--trust-pickle", *trust_pickle,
+  importer->add_flag("--cosine-codebook", import_options->cosine_codebook,
+                     "vector-quantize: the codebooks were trained with use_cosine_sim");
+  importer->add_flag("--trust-pickle", import_options->trust_pickle,
                      "Unpickle the Python objects of a torch pickle (LC-Rec's args need it); only "
                      "for files you trust: unpickling can run code");
   importer->add_option("--out", (*import_args)[1], "Model file to write")->required();
   importer
       ->add_option("--format", (*import_args)[2],
-                   "auto, residual-quantizer, res-kmeans or lc-rec (index/checkpoint_import.h)")
+                   "auto, residual-quantizer, res-kmeans, lc-rec or vector-quantize "
+                   "(index/checkpoint_import.h)")
       ->capture_default_str();
-  importer->callback([import_args, trust_pickle] {
+  importer->callback([import_args, import_options] {
     const CheckpointFormat format = value_or_throw(parse_checkpoint_format((*import_args)[2]));
-    const auto model = value_or_throw(import_checkpoint((*import_args)[0], format, *trust_pickle));
+    const auto model =
+        value_or_throw(import_checkpoint((*import_args)[0], format, *import_options));
     throw_if_error(model->save((*import_args)[1]));
     const nlohmann::json out = {{"model", (*import_args)[1]},
                                 {"kind", model->kind()},

@@ -207,12 +207,13 @@ void bind_quantizer(py::module_& m) {
       py::arg("path"), "Loads a model file written by semid train or Quantizer.save.");
   m.def(
       "import_checkpoint",
-      [](const std::string& source, const std::string& format, bool trust_pickle) {
+      [](const std::string& source, const std::string& format, bool trust_pickle,
+         bool cosine_codebook) {
         const CheckpointFormat parsed = value_or_raise(parse_checkpoint_format(format));
         std::unique_ptr<Quantizer> model;
         {
           py::gil_scoped_release release;  // a pickle is converted in a python3-torch process
-          auto imported = import_checkpoint(source, parsed, trust_pickle);
+          auto imported = import_checkpoint(source, parsed, {trust_pickle, cosine_codebook});
           py::gil_scoped_acquire acquire;
           model = value_or_raise(std::move(imported));
         }
@@ -220,10 +221,12 @@ void bind_quantizer(py::module_& m) {
                            nlohmann::json::object()};
       },
       py::arg("source"), py::arg("format") = "auto", py::kw_only(), py::arg("trust_pickle") = false,
+      py::arg("cosine_codebook") = false,
       "A PyTorch tokenizer checkpoint (a safetensors file, a torch pickle, or a hub folder) as a "
-      "Quantizer with exactly its SIDs: 'residual-quantizer' (the seed model card), 'res-kmeans' "
-      "or 'lc-rec'; 'auto' detects the layout from the tensor names (index/checkpoint_import.h). "
-      "trust_pickle: unpickle a pickle's Python objects (only for files you trust).");
+      "Quantizer with exactly its SIDs: 'residual-quantizer' (the seed model card), 'res-kmeans', "
+      "'lc-rec' or 'vector-quantize'; 'auto' detects the layout from the tensor names "
+      "(index/checkpoint_import.h). trust_pickle: unpickle a pickle's Python objects (only for "
+      "files you trust); cosine_codebook: vector-quantize codebooks trained with use_cosine_sim.");
   m.def(
       "set_threads", [](int threads) { RqVae::set_threads(threads); }, py::arg("threads"),
       "LibTorch intra-op threads for the RQ-VAE's encoder and decoder.");

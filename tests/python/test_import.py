@@ -363,3 +363,81 @@ def test_a_pickle_without_python3_torch_names_the_package(tmp_path, monkeypatch)
     monkeypatch.setenv("SEMID_PYTHON", str(bare))
     with pytest.raises(RuntimeError, match="python3-torch is missing"):
         semid.import_checkpoint(str(path))
+
+
+class ResidualVQ(torch.nn.Module):
+    """lucidrains' ResidualVQ as its state dict lays it out: layers.{l}._codebook with the embed
+    [1, K, e] buffer (and embed_avg, cluster_size, initted, its training state), project_in /
+    project_out when codebook_dim != dim. Euclidean: the nearest codeword by L2; use_cosine_sim:
+    by cosine to the unit-norm codewords, whose unit vectors are then subtracted."""
+
+    def __init__(self, dim, levels, K, codebook_dim=None, cosine=False):
+        super().__init__()
+        e = codebook_dim or dim
+        self.cosine = cosine
+        if e != dim:
+            self.project_in = torch.nn.Linear(dim, e)
+            self.project_out = torch.nn.Linear(e, dim)
+        self.layers = torch.nn.ModuleList()
+        for _ in range(levels):
+            layer = torch.nn.Module()
+            layer._codebook = torch.nn.Module()
+            embed = torch.randn(1, K, e)
+            if cosine:
+                embed = torch.nn.functional.normalize(embed, dim=-1)
+            layer._codebook.register_buffer("embed", embed)
+            layer._codebook.register_buffer("embed_avg", embed.clone())
+            layer._codebook.register_buffer("cluster_size", torch.ones(1, K))
+            layer._codebook.register_buffer("initted", torch.tensor([True]))
+            self.layers.append(layer)
+
+    def books(self):
+        return [layer._codebook.embed[0] for layer in self.layers]
+
+    @torch.no_grad()
+    def encode(self, x):
+        r = self.project_in(x) if hasattr(self, "project_in") else x
+        if not self.cosine:
+            return residual_codes(r, self.books())
+        codes = []
+        for w in self.books():
+            idx = (torch.nn.functional.normalize(r, dim=-1) @ w.T).argmax(1)
+            codes.append(idx)
+            r = r - w[idx]
+        return torch.stack(codes, 1)
+
+    @torch.no_grad()
+    def decode(self, codes):
+        s = sum(w[codes[:, l]] for l, w in enumerate(self.books()))
+        return self.project_out(s) if hasattr(self, "project_out") else s
+
+
+@pytest.mark.parametrize("codebook_dim,cosine,kind", [(None, False, "rqkmeans"),
+                                                       (12, False, "rqvae"),
+                                                       (None, True, "rqvae"),
+                                                       (12, True, "rqvae")])
+def test_vector_quantize_residual_vq(tmp_path, codebook_dim, cosine, kind):
+    torch.manual_seed(5)
+    model = ResidualVQ(24, 3, 32, codebook_dim=codebook_dim, cosine=cosine).eval()
+    x = torch.randn(3000, 24)
+    path = tmp_path / "rvq.pt"
+    torch.save(model.state_dict(), path)
+    q = semid.import_checkpoint(str(path), cosine_codebook=cosine)
+    assert (q.kind, q.levels, q.codebook_size, q.dim) == (kind, 3, 32, 24)
+    assert q.config["source"]["format"] == "vector-quantize"
+    check_same(model, q, x)
+
+
+def test_malformed_vector_quantize_checkpoints_are_clear_errors(tmp_path):
+    model = ResidualVQ(24, 2, 32, codebook_dim=12)
+    sd = dict(model.state_dict())
+    path = tmp_path / "bad.safetensors"
+    write_safetensors(path, {k: v for k, v in sd.items() if k != "project_out.bias"
+                             and v.dtype == torch.float32})
+    with pytest.raises(ValueError, match="project_out"):
+        semid.import_checkpoint(str(path))
+    heads = {k: v for k, v in sd.items() if v.dtype == torch.float32}
+    heads["layers.1._codebook.embed"] = torch.randn(2, 32, 12)
+    write_safetensors(path, heads)
+    with pytest.raises(ValueError, match="multi-head"):
+        semid.import_checkpoint(str(path))
