@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -56,7 +57,9 @@ std::optional<int> level_of(const std::string& name, const Layout& layout) {
   return std::stoi(digits);
 }
 
-std::string known_formats() { return "residual-quantizer, res-kmeans, lc-rec, vector-quantize"; }
+std::string known_formats() {
+  return "residual-quantizer, res-kmeans, lc-rec, vector-quantize, rqvae-recommender";
+}
 
 std::string listed(const std::vector<std::string>& names) {
   std::string out;
@@ -82,7 +85,13 @@ Result<std::unique_ptr<Quantizer>> rqvae_from_tensors(
   SEMID_ASSIGN_OR_RETURN(std::string bytes,
                          model_file::serialize("rqvae", config.to_json(), tensors));
   auto model = RqVae::from_bytes(bytes);
-  if (!model) return model.status().with_context(file);
+  if (!model) {
+    // The bytes were just built: what the model-file checks call corruption (NaN weights, say)
+    // is bad input here.
+    const Status& s = model.status();
+    return (s.code() == Status::Code::kCorruption ? Status::invalid_argument(s.message()) : s)
+        .with_context(file);
+  }
   return std::unique_ptr<Quantizer>(std::move(model).value());
 }
 
@@ -159,6 +168,81 @@ Result<std::vector<LinearLayer>> lc_rec_layers(const safetensors::Archive& archi
   return layers;
 }
 
+// The decoder mirrors the encoder, as semid's mlp architecture builds it.
+Status check_mirrored(const std::vector<LinearLayer>& encoder,
+                      const std::vector<LinearLayer>& decoder, const std::string& file) {
+  if (decoder.size() != encoder.size()) {
+    return Status::invalid_argument(file + ": the decoder has " + std::to_string(decoder.size()) +
+                                    " layers, the encoder " + std::to_string(encoder.size()) +
+                                    "; semid's decoder mirrors its encoder");
+  }
+  for (std::size_t j = 0; j < encoder.size(); ++j) {
+    const LinearLayer& e = encoder[j];
+    const LinearLayer& d = decoder[decoder.size() - 1 - j];
+    if (d.in != e.out || d.out != e.in) {
+      return Status::invalid_argument(file + ": " + d.weight + " is [" + std::to_string(d.out) +
+                                      ", " + std::to_string(d.in) + "]; mirroring " + e.weight +
+                                      " it must be [" + std::to_string(e.in) + ", " +
+                                      std::to_string(e.out) + "]");
+    }
+  }
+  return Status::ok();
+}
+
+// semid's mlp architecture with `encoder`'s layer sizes (the decoder mirrors it), L levels of K
+// codes, the nearest codeword by L2 per level (beam 1).
+RqVaeConfig mlp_config(const std::vector<LinearLayer>& encoder, int L, std::int64_t K,
+                       Activation activation) {
+  RqVaeConfig config;
+  config.dim = static_cast<int>(encoder.front().in);
+  config.architecture = RqVaeArchitecture::kMlp;
+  config.hidden.clear();
+  for (std::size_t j = 0; j + 1 < encoder.size(); ++j) {
+    config.hidden.push_back(static_cast<int>(encoder[j].out));
+  }
+  config.activation = activation;
+  config.latent_dim = static_cast<int>(encoder.back().out);
+  config.beam_size = 1;
+  config.levels = L;
+  config.codebook_size = static_cast<int>(K);
+  config.codebook_distance = CodebookDistance::kL2;
+  return config;
+}
+
+// The codebook levels found (level -> tensor name) are 0..L-1 without gaps; returns L.
+Result<int> contiguous_levels(const std::map<int, std::string>& books, const char* what,
+                              const std::string& file) {
+  if (books.empty()) return Status::invalid_argument(file + ": no " + what + " codebooks");
+  const int L = static_cast<int>(books.size());
+  if (books.begin()->first != 0 || books.rbegin()->first != L - 1) {
+    return Status::invalid_argument(file + ": the codebook levels must be 0.." +
+                                    std::to_string(L - 1) + " without gaps");
+  }
+  return L;
+}
+
+// A level's codebook is F32 [K, e], e the encoder's output size, with the K of the levels
+// before (K < 0 for the first).
+Status check_book(const safetensors::TensorView& view, const std::string& name, std::int64_t e,
+                  std::int64_t K, const std::string& file) {
+  if (view.dtype == safetensors::DType::kF32 && view.shape.size() == 2 && view.shape[1] == e &&
+      (K < 0 || view.shape[0] == K)) {
+    return Status::ok();
+  }
+  return Status::invalid_argument(file + ": " + name + " must be F32 [K, " + std::to_string(e) +
+                                  "] (the encoder's output size), with the same K at every level");
+}
+
+// Rows of a [rows, cols] matrix scaled to unit L2 norm (zero rows stay zero).
+void normalize_rows_in_place(std::vector<float>& m, std::int64_t rows, std::int64_t cols) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    double norm = 0;
+    for (std::int64_t j = 0; j < cols; ++j) norm += double(m[r * cols + j]) * m[r * cols + j];
+    const auto scale = static_cast<float>(norm > 0 ? 1.0 / std::sqrt(norm) : 0.0);
+    for (std::int64_t j = 0; j < cols; ++j) m[r * cols + j] *= scale;
+  }
+}
+
 Result<std::unique_ptr<Quantizer>> import_lc_rec(const safetensors::Archive& archive,
                                                  const std::vector<std::string>& names,
                                                  const std::string& file, nlohmann::json source) {
@@ -185,38 +269,14 @@ Result<std::unique_ptr<Quantizer>> import_lc_rec(const safetensors::Archive& arc
   }
   SEMID_ASSIGN_OR_RETURN(auto encoder, lc_rec_layers(archive, names, "encoder", file));
   SEMID_ASSIGN_OR_RETURN(auto decoder, lc_rec_layers(archive, names, "decoder", file));
-  if (decoder.size() != encoder.size()) {
-    return Status::invalid_argument(file + ": the decoder has " + std::to_string(decoder.size()) +
-                                    " layers, the encoder " + std::to_string(encoder.size()) +
-                                    "; semid's decoder mirrors its encoder");
-  }
-  for (std::size_t j = 0; j < encoder.size(); ++j) {
-    const LinearLayer& e = encoder[j];
-    const LinearLayer& d = decoder[decoder.size() - 1 - j];
-    if (d.in != e.out || d.out != e.in) {
-      return Status::invalid_argument(file + ": " + d.weight + " is [" + std::to_string(d.out) +
-                                      ", " + std::to_string(d.in) + "]; mirroring " + e.weight +
-                                      " it must be [" + std::to_string(e.in) + ", " +
-                                      std::to_string(e.out) + "]");
-    }
-  }
+  SEMID_RETURN_IF_ERROR(check_mirrored(encoder, decoder, file));
   const std::int64_t latent = encoder.back().out;
-  if (books.empty()) return Status::invalid_argument(file + ": no rq.vq_layers.<l> codebooks");
-  const int L = static_cast<int>(books.size());
-  if (books.begin()->first != 0 || books.rbegin()->first != L - 1) {
-    return Status::invalid_argument(file + ": the codebook levels must be 0.." +
-                                    std::to_string(L - 1) + " without gaps");
-  }
+  SEMID_ASSIGN_OR_RETURN(const int L, contiguous_levels(books, "rq.vq_layers.<l>", file));
   std::map<std::string, safetensors::Tensor> tensors;
   std::int64_t K = -1;
   for (const auto& [level, name] : books) {
     SEMID_ASSIGN_OR_RETURN(const safetensors::TensorView view, archive.tensor(name));
-    if (view.dtype != safetensors::DType::kF32 || view.shape.size() != 2 ||
-        view.shape[1] != latent || (K >= 0 && view.shape[0] != K)) {
-      return Status::invalid_argument(
-          file + ": " + name + " must be F32 [K, " + std::to_string(latent) +
-          "] (the encoder's output size), with the same K at every level");
-    }
+    SEMID_RETURN_IF_ERROR(check_book(view, name, latent, K, file));
     K = view.shape[0];
     SEMID_ASSIGN_OR_RETURN(std::vector<float> values, archive.floats(name));
     tensors.emplace("codebook_" + std::to_string(level),
@@ -237,20 +297,153 @@ Result<std::unique_ptr<Quantizer>> import_lc_rec(const safetensors::Archive& arc
   SEMID_RETURN_IF_ERROR(copy_layers(encoder, "encoder"));
   SEMID_RETURN_IF_ERROR(copy_layers(decoder, "decoder"));
   SEMID_RETURN_IF_ERROR(check_codebook_size(K, file));
-  RqVaeConfig config;
-  config.dim = static_cast<int>(encoder.front().in);
-  config.architecture = RqVaeArchitecture::kMlp;
-  config.hidden.clear();
-  for (std::size_t j = 0; j + 1 < encoder.size(); ++j) {
-    config.hidden.push_back(static_cast<int>(encoder[j].out));
-  }
-  config.activation = Activation::kReLU;
-  config.latent_dim = static_cast<int>(latent);
-  config.beam_size = 1;  // get_indices takes the nearest codeword per level
-  config.levels = L;
-  config.codebook_size = static_cast<int>(K);
-  config.codebook_distance = CodebookDistance::kL2;
+  // get_indices takes the nearest codeword (L2) per level.
+  RqVaeConfig config = mlp_config(encoder, L, K, Activation::kReLU);
   config.metric = Metric::kL2;  // no input normalisation, no output normalisation
+  config.source = std::move(source);
+  return rqvae_from_tensors(config, tensors, file);
+}
+
+// EdoardoBotta's RQ-VAE-Recommender RqVae (modules/rqvae.py there): encoder.mlp.{0,2,4,...} and
+// decoder.mlp... are Linear layers without bias with SiLU between; the encoder's output is
+// L2-normalised with codebook_normalize, the decoder's always. layers.{l}.embedding.weight [K, e]
+// are the codebooks, seen through out_proj: SimVQ's Linear (layers.{l}.out_proj.0.weight [e, e],
+// optional) and, at level 0 with codebook_normalize, an L2 normalisation; the nearest effective
+// codeword by squared L2 is taken and subtracted (its get_semantic_ids in eval mode).
+bool is_rqvae_recommender_name(const std::string& name) {
+  return name.starts_with("encoder.mlp.") || name.starts_with("decoder.mlp.") ||
+         (name.starts_with("layers.") &&
+          (name.ends_with(".embedding.weight") || name.ends_with(".out_proj.0.weight")));
+}
+
+// The bias-free Linear layers of `part` at 0, 2, 4, ... (SiLU between).
+Result<std::vector<LinearLayer>> bias_free_layers(const safetensors::Archive& archive,
+                                                  const std::vector<std::string>& names,
+                                                  const std::string& part,
+                                                  const std::string& file) {
+  const std::string prefix = part + ".mlp.";
+  std::map<int, std::string> by_index;
+  for (const std::string& name : names) {
+    if (!name.starts_with(prefix)) continue;
+    const std::string rest = name.substr(prefix.size());
+    const std::size_t dot = rest.find('.');
+    const std::string digits = rest.substr(0, dot);
+    if (digits.empty() || digits.size() > 4 ||
+        digits.find_first_not_of("0123456789") != std::string::npos || dot == std::string::npos ||
+        rest.substr(dot + 1) != "weight") {
+      return Status::invalid_argument(file + ": tensor '" + name +
+                                      "' is not a bias-free Linear layer's weight");
+    }
+    by_index[std::stoi(digits)] = name;
+  }
+  std::vector<LinearLayer> layers;
+  int expected = 0;
+  for (const auto& [index, name] : by_index) {
+    if (index != expected) {
+      return Status::invalid_argument(file + ": " + prefix +
+                                      "* must be Linear layers at 0, 2, 4, ... (SiLU between); "
+                                      "found one at " +
+                                      std::to_string(index));
+    }
+    SEMID_ASSIGN_OR_RETURN(const safetensors::TensorView w, archive.tensor(name));
+    if (w.dtype != safetensors::DType::kF32 || w.shape.size() != 2) {
+      return Status::invalid_argument(file + ": " + name + " must be F32 [out, in]");
+    }
+    LinearLayer layer{name, "", w.shape[1], w.shape[0]};
+    if (!layers.empty() && layers.back().out != layer.in) {
+      return Status::invalid_argument(file + ": " + name + " takes " + std::to_string(layer.in) +
+                                      " inputs; the layer before gives " +
+                                      std::to_string(layers.back().out));
+    }
+    layers.push_back(layer);
+    expected += 2;
+  }
+  if (layers.empty()) return Status::invalid_argument(file + ": no " + prefix + "* layers");
+  return layers;
+}
+
+Result<std::unique_ptr<Quantizer>> import_rqvae_recommender(const safetensors::Archive& archive,
+                                                            const std::vector<std::string>& names,
+                                                            const std::string& file,
+                                                            nlohmann::json source) {
+  std::vector<std::string> strangers;
+  for (const std::string& name : names) {
+    if (!is_rqvae_recommender_name(name)) strangers.push_back(name);
+  }
+  if (!strangers.empty()) {
+    return Status::invalid_argument(
+        file +
+        ": tensors that are not part of an rqvae-recommender checkpoint: " + listed(strangers));
+  }
+  // codebook_normalize lives in the model's config (the hub folder's config.json, or the
+  // torch.save file's "model_config").
+  const nlohmann::json& config_json = source["config"];
+  const nlohmann::json* model_config = &config_json;
+  if (config_json.is_object() && config_json.contains("model_config")) {
+    model_config = &config_json["model_config"];
+  }
+  const bool normalize =
+      model_config->is_object() && model_config->value("codebook_normalize", false) == true;
+  SEMID_ASSIGN_OR_RETURN(auto encoder, bias_free_layers(archive, names, "encoder", file));
+  SEMID_ASSIGN_OR_RETURN(auto decoder, bias_free_layers(archive, names, "decoder", file));
+  SEMID_RETURN_IF_ERROR(check_mirrored(encoder, decoder, file));
+  const std::int64_t e = encoder.back().out;
+  const Layout books_layout{CheckpointFormat::kRqVaeRecommender, "layers.", ".embedding.weight"};
+  std::map<int, std::string> books;
+  for (const std::string& name : names) {
+    if (auto level = level_of(name, books_layout)) books[*level] = name;
+  }
+  SEMID_ASSIGN_OR_RETURN(const int L,
+                         contiguous_levels(books, "layers.<l>.embedding.weight", file));
+  std::map<std::string, safetensors::Tensor> tensors;
+  std::int64_t K = -1;
+  for (const auto& [level, name] : books) {
+    SEMID_ASSIGN_OR_RETURN(const safetensors::TensorView view, archive.tensor(name));
+    SEMID_RETURN_IF_ERROR(check_book(view, name, e, K, file));
+    K = view.shape[0];
+    SEMID_ASSIGN_OR_RETURN(std::vector<float> book, archive.floats(name));
+    // The effective codebook: SimVQ's projection, then level 0's normalisation.
+    const std::string projection = "layers." + std::to_string(level) + ".out_proj.0.weight";
+    if (auto found = archive.tensor(projection); found.is_ok()) {
+      if (found->dtype != safetensors::DType::kF32 ||
+          found->shape != std::vector<std::int64_t>{e, e}) {
+        return Status::invalid_argument(file + ": " + projection + " must be F32 [" +
+                                        std::to_string(e) + ", " + std::to_string(e) + "]");
+      }
+      SEMID_ASSIGN_OR_RETURN(std::vector<float> w, archive.floats(projection));
+      std::vector<float> projected(book.size(), 0.0f);
+      for (std::int64_t k = 0; k < K; ++k) {
+        for (std::int64_t i = 0; i < e; ++i) {
+          double sum = 0;
+          for (std::int64_t j = 0; j < e; ++j) sum += double(w[i * e + j]) * book[k * e + j];
+          projected[k * e + i] = static_cast<float>(sum);
+        }
+      }
+      book = std::move(projected);
+    }
+    if (level == 0 && normalize) normalize_rows_in_place(book, K, e);
+    tensors.emplace("codebook_" + std::to_string(level),
+                    safetensors::Tensor::from_floats({K, e}, book));
+  }
+  SEMID_RETURN_IF_ERROR(check_codebook_size(K, file));
+  for (const auto& [part, layers] : {std::pair{"encoder", &encoder}, {"decoder", &decoder}}) {
+    for (std::size_t j = 0; j < layers->size(); ++j) {
+      const LinearLayer& layer = (*layers)[j];
+      SEMID_ASSIGN_OR_RETURN(std::vector<float> w, archive.floats(layer.weight));
+      const std::string semid_name = std::string(part) + "." + std::to_string(2 * j);
+      tensors.emplace(semid_name + ".weight",
+                      safetensors::Tensor::from_floats({layer.out, layer.in}, w));
+      tensors.emplace(semid_name + ".bias",
+                      safetensors::Tensor::from_floats(
+                          {layer.out}, std::vector<float>(static_cast<std::size_t>(layer.out))));
+    }
+  }
+  RqVaeConfig config = mlp_config(encoder, L, K, Activation::kSiLU);
+  // Its decoder's output is a unit vector: a cosine model, fed the raw input.
+  config.metric = Metric::kCosine;
+  config.input_normalization = false;
+  config.output_normalization = true;
+  config.normalize_latent = normalize;
   config.source = std::move(source);
   return rqvae_from_tensors(config, tensors, file);
 }
@@ -303,15 +496,7 @@ Result<std::unique_ptr<Quantizer>> import_vector_quantize(const safetensors::Arc
     K = shape[0];
     e = shape[1];
     SEMID_ASSIGN_OR_RETURN(std::vector<float> book, archive.floats(name));
-    if (cosine) {
-      // use_cosine_sim keeps unit-norm codewords and subtracts them.
-      for (std::int64_t k = 0; k < K; ++k) {
-        double norm = 0;
-        for (std::int64_t j = 0; j < e; ++j) norm += double(book[k * e + j]) * book[k * e + j];
-        const auto scale = static_cast<float>(norm > 0 ? 1.0 / std::sqrt(norm) : 0.0);
-        for (std::int64_t j = 0; j < e; ++j) book[k * e + j] *= scale;
-      }
-    }
+    if (cosine) normalize_rows_in_place(book, K, e);  // use_cosine_sim keeps unit codewords
     values.push_back(std::move(book));
   }
   SEMID_RETURN_IF_ERROR(check_codebook_size(K, file));
@@ -414,6 +599,7 @@ Result<CheckpointFormat> parse_checkpoint_format(std::string_view name) {
   if (name == "res-kmeans") return CheckpointFormat::kResKMeans;
   if (name == "lc-rec") return CheckpointFormat::kLcRec;
   if (name == "vector-quantize") return CheckpointFormat::kVectorQuantize;
+  if (name == "rqvae-recommender") return CheckpointFormat::kRqVaeRecommender;
   return Status::invalid_argument("checkpoint format '" + std::string(name) + "'; known: auto, " +
                                   known_formats());
 }
@@ -430,6 +616,8 @@ const char* checkpoint_format_name(CheckpointFormat format) {
       return "lc-rec";
     case CheckpointFormat::kVectorQuantize:
       return "vector-quantize";
+    case CheckpointFormat::kRqVaeRecommender:
+      return "rqvae-recommender";
   }
   return "auto";
 }
@@ -466,10 +654,29 @@ Result<std::unique_ptr<Quantizer>> import_checkpoint(const std::string& source,
   }
   const safetensors::Archive& archive = *parsed;
   const std::vector<std::string> names = archive.names();
+  // A hub folder's config.json (PyTorchModelHubMixin writes the model's init arguments there).
+  nlohmann::json folder_config = nullptr;
+  if (const fs::path path = fs::path(weights).parent_path() / "config.json";
+      folder && fs::exists(path, ec)) {
+    SEMID_ASSIGN_OR_RETURN(const std::string text, read_file(path.string()));
+    folder_config = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (folder_config.is_discarded() || !folder_config.is_object()) {
+      return Status::invalid_argument(path.string() + " is not a JSON object");
+    }
+  }
   const nlohmann::json base_source = {{"format", checkpoint_format_name(format)},
                                       {"file", fs::path(weights).filename().string()},
                                       {"sha256", sha256},
-                                      {"config", extras}};
+                                      {"config", folder_config.is_null() ? extras : folder_config}};
+  if (format == CheckpointFormat::kRqVaeRecommender ||
+      (format == CheckpointFormat::kAuto &&
+       std::any_of(names.begin(), names.end(), [](const std::string& name) {
+         return name.starts_with("encoder.mlp.") || name.starts_with("decoder.mlp.");
+       }))) {
+    nlohmann::json source = base_source;
+    source["format"] = "rqvae-recommender";
+    return import_rqvae_recommender(archive, names, weights, std::move(source));
+  }
   if (format == CheckpointFormat::kVectorQuantize ||
       (format == CheckpointFormat::kAuto &&
        std::any_of(names.begin(), names.end(), is_vector_quantize_name))) {
@@ -591,10 +798,99 @@ Result<std::unique_ptr<Quantizer>> import_checkpoint(const std::string& source,
   return std::unique_ptr<Quantizer>(std::move(model).value());
 }
 
+namespace {
+
+Status create_out_dir(const std::string& out_dir) {
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) return Status::io_error("cannot create " + out_dir + ": " + ec.message());
+  return Status::ok();
+}
+
+// RQ-VAE-Recommender's RqVae as a hub folder: model.safetensors with its parameter names and
+// config.json with its constructor's arguments. Only what its code computes exports: the mlp
+// architecture with SiLU and zero biases, the raw input, a unit-norm output, L2 codebooks, beam 1,
+// and (with the latent normalised, its codebook_normalize) a unit-norm level-0 codebook.
+Status export_rqvae_recommender(const Quantizer& model, const std::string& out_dir) {
+  const auto refuse = [](const std::string& why) {
+    return Status::failed_precondition(
+        why +
+        ", which RQ-VAE-Recommender's RqVae does not compute; import a model of that layout "
+        "(semid import --format rqvae-recommender) to export it back");
+  };
+  const auto* vae = dynamic_cast<const RqVae*>(&model);
+  if (vae == nullptr) {
+    return refuse("a '" + model.kind() + "' model has no encoder or decoder");
+  }
+  const RqVaeConfig& c = vae->config();
+  if (c.residual()) return refuse("the model has the residual architecture (identity plus MLP)");
+  if (c.activation != Activation::kSiLU) return refuse("the model's MLPs use ReLU");
+  if (c.normalizes_input()) return refuse("the model normalises its input");
+  if (!c.normalizes_output()) return refuse("the model's output is not L2-normalised");
+  if (c.codebook_distance != CodebookDistance::kL2) return refuse("the model has cosine codebooks");
+  if (c.beam_size != 1) return refuse("the model encodes with beam " + std::to_string(c.beam_size));
+  SEMID_ASSIGN_OR_RETURN(std::string bytes, model.to_bytes());
+  SEMID_ASSIGN_OR_RETURN(const model_file::Parsed parsed, model_file::parse(std::move(bytes)));
+  const int depth = static_cast<int>(c.hidden.size()) + 1;  // Linear layers per MLP
+  std::map<std::string, safetensors::Tensor> tensors;
+  for (const char* part : {"encoder", "decoder"}) {
+    for (int j = 0; j < depth; ++j) {
+      const std::string name = std::string(part) + "." + std::to_string(2 * j);
+      SEMID_ASSIGN_OR_RETURN(const std::vector<float> bias, parsed.archive.floats(name + ".bias"));
+      if (std::any_of(bias.begin(), bias.end(), [](float b) { return b != 0.0f; })) {
+        return refuse("the model's " + name + " has a bias");
+      }
+      SEMID_ASSIGN_OR_RETURN(const safetensors::TensorView w,
+                             parsed.archive.tensor(name + ".weight"));
+      SEMID_ASSIGN_OR_RETURN(const std::vector<float> values,
+                             parsed.archive.floats(name + ".weight"));
+      tensors.emplace(std::string(part) + ".mlp." + std::to_string(2 * j) + ".weight",
+                      safetensors::Tensor::from_floats(w.shape, values));
+    }
+  }
+  const std::int64_t K = c.codebook_size, e = c.latent();
+  for (int l = 0; l < c.levels; ++l) {
+    const std::vector<float> book = model.codebook(l);
+    if (l == 0 && c.normalize_latent) {
+      // RqVae normalises level 0's codebook with codebook_normalize; it must already be unit.
+      for (std::int64_t k = 0; k < K; ++k) {
+        double norm = 0;
+        for (std::int64_t j = 0; j < e; ++j) norm += double(book[k * e + j]) * book[k * e + j];
+        if (std::abs(std::sqrt(norm) - 1.0) > 1e-4) {
+          return refuse("level 0's codeword " + std::to_string(k) + " has norm " +
+                        std::to_string(std::sqrt(norm)) + " with the latent normalised");
+        }
+      }
+    }
+    tensors.emplace("layers." + std::to_string(l) + ".embedding.weight",
+                    safetensors::Tensor::from_floats({K, e}, book));
+  }
+  SEMID_RETURN_IF_ERROR(create_out_dir(out_dir));
+  SEMID_RETURN_IF_ERROR(safetensors::write((fs::path(out_dir) / "model.safetensors").string(),
+                                           tensors, {{"format", "pt"}}));
+  const nlohmann::json config = {{"input_dim", c.dim},
+                                 {"embed_dim", e},
+                                 {"hidden_dims", c.hidden},
+                                 {"codebook_size", K},
+                                 {"codebook_kmeans_init", false},
+                                 {"codebook_normalize", c.normalize_latent},
+                                 {"codebook_sim_vq", false},
+                                 {"n_layers", c.levels},
+                                 {"commitment_weight", c.beta},
+                                 {"n_cat_features", 0}};
+  return write_file_atomically((fs::path(out_dir) / "config.json").string(), config.dump(2) + "\n");
+}
+
+}  // namespace
+
 Status export_checkpoint(const Quantizer& model, CheckpointFormat format,
                          const std::string& out_dir) {
-  if (format == CheckpointFormat::kAuto) {
-    return Status::invalid_argument("export needs a format: " + known_formats());
+  if (format == CheckpointFormat::kRqVaeRecommender)
+    return export_rqvae_recommender(model, out_dir);
+  if (format != CheckpointFormat::kResidualQuantizer && format != CheckpointFormat::kResKMeans) {
+    return Status::invalid_argument(
+        "export writes residual-quantizer, res-kmeans or rqvae-recommender, not '" +
+        std::string(checkpoint_format_name(format)) + "'");
   }
   const std::string name = checkpoint_format_name(format);
   if (model.kind() != "rqkmeans") {
@@ -614,9 +910,7 @@ Status export_checkpoint(const Quantizer& model, CheckpointFormat format,
         "; the " + name +
         " layout's loader takes the nearest codeword per level (beam 1), so its SIDs would differ");
   }
-  std::error_code ec;
-  fs::create_directories(out_dir, ec);
-  if (ec) return Status::io_error("cannot create " + out_dir + ": " + ec.message());
+  SEMID_RETURN_IF_ERROR(create_out_dir(out_dir));
   const Layout& layout = layout_of(format);
   std::map<std::string, safetensors::Tensor> tensors;
   for (int l = 0; l < model.levels(); ++l) {

@@ -18,6 +18,13 @@
 //    neither projection nor cosine it is RQ-KMeans (L2, beam 1); otherwise an RQ-VAE with the
 //    kMlp architecture and no hidden layer: project_in as the encoder (the identity when absent),
 //    project_out as the decoder, the cosine or L2 nearest codeword, beam 1.
+//  - rqvae-recommender (EdoardoBotta/RQ-VAE-Recommender's RqVae, a hub folder or the
+//    torch.save({"iter", "model", "model_config"}) file): encoder.mlp.{0,2,..}.weight and
+//    decoder.mlp... (Linear without bias, SiLU between), layers.{l}.embedding.weight [K, e],
+//    optional SimVQ layers.{l}.out_proj.0.weight [e, e]; codebook_normalize (from the config)
+//    L2-normalises the encoder output and level 0's codebook; the decoder output always is. It
+//    becomes an RQ-VAE with the kMlp architecture (zero biases, SiLU), the effective codebooks
+//    (projection and normalisation applied), the raw input, unit-norm output, L2 and beam 1.
 // A torch pickle (.pt, .pth, .ckpt, .bin) is never unpickled in C++: index/torch_pickle.h converts
 // it in Debian's python3-torch first (weights only, unless the caller trusts the file).
 // The model records where it came from in its config's "source" (format, file, SHA-256, the
@@ -33,10 +40,17 @@
 
 namespace semid {
 
-enum class CheckpointFormat { kAuto, kResidualQuantizer, kResKMeans, kLcRec, kVectorQuantize };
+enum class CheckpointFormat {
+  kAuto,
+  kResidualQuantizer,
+  kResKMeans,
+  kLcRec,
+  kVectorQuantize,
+  kRqVaeRecommender
+};
 
-// "auto", "residual-quantizer", "res-kmeans", "lc-rec" or "vector-quantize" (InvalidArgument
-// listing them otherwise).
+// "auto", "residual-quantizer", "res-kmeans", "lc-rec", "vector-quantize" or "rqvae-recommender"
+// (InvalidArgument listing them otherwise).
 Result<CheckpointFormat> parse_checkpoint_format(std::string_view name);
 const char* checkpoint_format_name(CheckpointFormat format);
 

@@ -94,6 +94,13 @@ Status RqVaeConfig::validate() const {
         "codebook_size", std::to_string(codebook_size),
         "the residual architecture starts from residual k-means, which needs a power of two");
   }
+  if (residual() && normalize_latent) {
+    return bad("normalize_latent", "true", "the residual architecture quantises the input space");
+  }
+  if (residual() && (input_normalization || output_normalization)) {
+    return bad("normalize_input/normalize_output", "set",
+               "the residual architecture follows the metric");
+  }
   if (residual() && shared_codebook) {
     return bad("shared_codebook", "true", "the residual architecture has one codebook per level");
   }
@@ -123,6 +130,9 @@ nlohmann::json RqVaeConfig::to_json() const {
                       {"codebook_distance", semid::to_string(codebook_distance)},
                       {"beta", beta},
                       {"metric", metric_name(metric)}};
+  if (input_normalization) j["normalize_input"] = *input_normalization;
+  if (output_normalization) j["normalize_output"] = *output_normalization;
+  if (normalize_latent) j["normalize_latent"] = true;
   if (!source.is_null()) j["source"] = source;
   return j;
 }
@@ -166,6 +176,12 @@ Result<RqVaeConfig> RqVaeConfig::from_json(const nlohmann::json& j) {
         SEMID_ASSIGN_OR_RETURN(c.metric, parse_metric(value.get<std::string>()));
       } else if (key == "source") {
         c.source = value;
+      } else if (key == "normalize_input") {
+        c.input_normalization = value.get<bool>();
+      } else if (key == "normalize_output") {
+        c.output_normalization = value.get<bool>();
+      } else if (key == "normalize_latent") {
+        c.normalize_latent = value.get<bool>();
       } else {
         return Status::invalid_argument("unknown RQ-VAE config field '" + key + "'");
       }
@@ -183,7 +199,8 @@ Result<RqVaeConfig> RqVaeConfig::from_json(const nlohmann::json& j) {
 RqVaeNetImpl::RqVaeNetImpl(const RqVaeConfig& config)
     : levels(config.levels),
       beam(config.beam_size),
-      normalize_output(config.metric == Metric::kCosine),
+      normalize_output(config.normalizes_output()),
+      normalize_latent(config.normalize_latent),
       shared(config.shared_codebook),
       residual(config.residual()),
       distance(config.codebook_distance) {
@@ -211,7 +228,8 @@ RqVaeNetImpl::RqVaeNetImpl(const RqVaeConfig& config)
 }
 
 torch::Tensor RqVaeNetImpl::encode(const torch::Tensor& x) {
-  if (!residual) return encoder->forward(x);
+  if (!residual)
+    return normalize_latent ? normalize_rows(encoder->forward(x)) : encoder->forward(x);
   torch::Tensor scaled = (x - input_shift) / input_scale;
   return scaled + encoder->forward(scaled);
 }

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,14 @@ struct RqVaeConfig {
   float beta = 0.25f;
   // The data metric. kCosine L2-normalises inputs on the way in. Default: kCosine.
   Metric metric = Metric::kCosine;
+  // Normalisation overrides for imported networks that normalise other than the metric says
+  // (null: follow the metric, whose kCosine L2-normalises both the input and the decoder's
+  // output). RQ-VAE-Recommender: raw input, unit-norm output. Default: null.
+  std::optional<bool> input_normalization;
+  std::optional<bool> output_normalization;
+  // kMlp: L2-normalise the encoder's output before quantisation (RQ-VAE-Recommender's
+  // codebook_normalize). Default: false.
+  bool normalize_latent = false;
   // Where an imported model came from (format, source file and its SHA-256, the source's own
   // config; index/checkpoint_import.h); null for a model semid trained. Default: null.
   nlohmann::json source = nullptr;
@@ -75,7 +84,10 @@ struct RqVaeConfig {
   nlohmann::json to_json() const;
   // Missing fields take their defaults; unknown fields and wrong types are InvalidArgument.
   static Result<RqVaeConfig> from_json(const nlohmann::json& j);
-  bool normalizes_input() const { return metric == Metric::kCosine; }
+  bool normalizes_input() const { return input_normalization.value_or(metric == Metric::kCosine); }
+  bool normalizes_output() const {
+    return output_normalization.value_or(metric == Metric::kCosine);
+  }
   bool residual() const { return architecture == RqVaeArchitecture::kResidual; }
   // latent_dim with 0 resolved (d for kResidual, 32 for kMlp).
   int latent() const { return latent_dim != 0 ? latent_dim : (residual() ? dim : 32); }

@@ -67,6 +67,7 @@ struct RqVaeNetImpl : torch::nn::Module {
   int levels = 0;
   int beam = 1;
   bool normalize_output = false;
+  bool normalize_latent = false;
   bool shared = false;
   bool residual = false;
   CodebookDistance distance = CodebookDistance::kL2;

@@ -304,9 +304,10 @@ void register_model_commands(CLI::App& app) {
                      "for files you trust: unpickling can run code");
   importer->add_option("--out", (*import_args)[1], "Model file to write")->required();
   importer
-      ->add_option("--format", (*import_args)[2],
-                   "auto, residual-quantizer, res-kmeans, lc-rec or vector-quantize "
-                   "(index/checkpoint_import.h)")
+      ->add_option(
+          "--format", (*import_args)[2],
+          "auto, residual-quantizer, res-kmeans, lc-rec, vector-quantize or rqvae-recommender "
+          "(index/checkpoint_import.h)")
       ->capture_default_str();
   importer->callback([import_args, import_options] {
     const CheckpointFormat format = value_or_throw(parse_checkpoint_format((*import_args)[2]));
@@ -324,7 +325,9 @@ void register_model_commands(CLI::App& app) {
   auto* exporter =
       app.add_subcommand("export", "Write a semid model in a PyTorch project's checkpoint layout");
   exporter->add_option("model", (*export_args)[0], "Model file")->required();
-  exporter->add_option("--format", (*export_args)[1], "residual-quantizer or res-kmeans")
+  exporter
+      ->add_option("--format", (*export_args)[1],
+                   "residual-quantizer, res-kmeans or rqvae-recommender")
       ->required();
   exporter->add_option("--out", (*export_args)[2], "Folder to write (model.safetensors, ...)")
       ->required();

@@ -185,7 +185,9 @@ void bind_quantizer(py::module_& m) {
                                     out_dir));
           },
           py::arg("out_dir"), py::arg("format") = "residual-quantizer",
-          "Writes the model in a PyTorch project's layout (see semid.import_checkpoint).")
+          "Writes the model in a PyTorch project's layout: 'residual-quantizer', 'res-kmeans' or "
+          "'rqvae-recommender' (see semid.import_checkpoint); a model the layout cannot express "
+          "is refused, saying why.")
       .def("__repr__", [](const PyQuantizer& q) {
         return "<semid.Quantizer " + q.model->kind() + " " + std::to_string(q.model->levels()) +
                "x" + std::to_string(q.model->codebook_size()) + " dim " +
@@ -224,7 +226,8 @@ void bind_quantizer(py::module_& m) {
       py::arg("cosine_codebook") = false,
       "A PyTorch tokenizer checkpoint (a safetensors file, a torch pickle, or a hub folder) as a "
       "Quantizer with exactly its SIDs: 'residual-quantizer' (the seed model card), 'res-kmeans', "
-      "'lc-rec' or 'vector-quantize'; 'auto' detects the layout from the tensor names "
+      "'lc-rec', 'vector-quantize' or 'rqvae-recommender'; 'auto' detects the layout from the "
+      "tensor names "
       "(index/checkpoint_import.h). trust_pickle: unpickle a pickle's Python objects (only for "
       "files you trust); cosine_codebook: vector-quantize codebooks trained with use_cosine_sim.");
   m.def(

@@ -273,6 +273,10 @@ class SemidTokenizer(_torch.nn.Module):
         self.codebook_distance = config.get("codebook_distance", "l2")
         self.activation = config.get("activation", "relu")
         self.shared_codebook = bool(config.get("shared_codebook", False))
+        # Imported networks may normalise other than the metric says (rqvae.h's overrides).
+        self.normalize_input = bool(config.get("normalize_input", self.metric == "cosine"))
+        self.normalize_output = bool(config.get("normalize_output", self.metric == "cosine"))
+        self.normalize_latent = bool(config.get("normalize_latent", False))
         for side in ("encoder", "decoder"):
             layers = sorted({int(name.split(".")[1]) for name in tensors if name.startswith(side + ".")})
             linears = _torch.nn.ModuleList()
@@ -314,18 +318,18 @@ class SemidTokenizer(_torch.nn.Module):
         self._check(x, self.dim, "x")
         if not bool(_torch.isfinite(x).all()):
             raise ValueError("x holds NaN or Inf")
-        if self.metric == "cosine":
-            if self.kind == "rqkmeans":  # FAISS's renorm: times the reciprocal, zero rows stay 0
+        if self.kind == "rqkmeans":
+            if self.metric == "cosine":  # FAISS's renorm: times the reciprocal, zero rows stay 0
                 norm = x.pow(2).sum(1, keepdim=True)
                 x = _torch.where(norm > 0, x * (1.0 / norm.sqrt()), x)
-            else:
-                x = _normalize_rows(x)
-        if self.kind == "rqkmeans":
             return x
+        if self.normalize_input:
+            x = _normalize_rows(x)
         if self.architecture == "residual":
             xs = (x - self.input_shift) / self.input_scale
             return xs + self._mlp(self.encoder, xs)
-        return self._mlp(self.encoder, x)
+        z = self._mlp(self.encoder, x)
+        return _normalize_rows(z) if self.normalize_latent else z
 
     @_torch.no_grad()
     def encode(self, x):
@@ -356,7 +360,7 @@ class SemidTokenizer(_torch.nn.Module):
             return s
         y = s + self._mlp(self.decoder, s) if self.architecture == "residual" else (
             self._mlp(self.decoder, s))
-        if self.metric == "cosine":
+        if self.normalize_output:
             return _normalize_rows(y)
         if self.architecture == "residual":
             return y * self.input_scale + self.input_shift

@@ -441,3 +441,150 @@ def test_malformed_vector_quantize_checkpoints_are_clear_errors(tmp_path):
     write_safetensors(path, heads)
     with pytest.raises(ValueError, match="multi-head"):
         semid.import_checkpoint(str(path))
+
+
+class RqVaeRecommender(torch.nn.Module):
+    """RQ-VAE-Recommender's RqVae as its modules/ lay it out: encoder.mlp and decoder.mlp are
+    Sequentials of bias-free Linear layers with SiLU between and an L2 normalisation (or identity)
+    last; layers.{l} hold embedding (nn.Embedding [K, e]) and out_proj (SimVQ's bias-free Linear
+    or identity, then level 0's L2 normalisation with codebook_normalize). Codes: the nearest
+    effective codeword by squared L2, subtracted level by level (get_semantic_ids in eval)."""
+
+    def __init__(self, input_dim, embed_dim, hidden_dims, codebook_size, codebook_normalize=False,
+                 codebook_sim_vq=False, n_layers=3, **_):
+        super().__init__()
+        self.normalize = codebook_normalize
+
+        def mlp(dims, normalize):
+            m = torch.nn.Module()
+            m.mlp = torch.nn.Sequential()
+            for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+                m.mlp.append(torch.nn.Linear(a, b, bias=False))
+                if i != len(dims) - 2:
+                    m.mlp.append(torch.nn.SiLU())
+            m.mlp.append(L2Norm() if normalize else torch.nn.Identity())
+            return m
+
+        dims = [input_dim] + list(hidden_dims) + [embed_dim]
+        self.encoder = mlp(dims, codebook_normalize)
+        self.decoder = mlp(dims[::-1], True)
+        self.layers = torch.nn.ModuleList()
+        for l in range(n_layers):
+            layer = torch.nn.Module()
+            layer.embedding = torch.nn.Embedding(codebook_size, embed_dim)
+            layer.out_proj = torch.nn.Sequential(
+                torch.nn.Linear(embed_dim, embed_dim, bias=False) if codebook_sim_vq
+                else torch.nn.Identity(),
+                L2Norm() if (l == 0 and codebook_normalize) else torch.nn.Identity())
+            self.layers.append(layer)
+
+    def books(self):
+        return [layer.out_proj(layer.embedding.weight) for layer in self.layers]
+
+    @torch.no_grad()
+    def fit_codebooks(self, x):
+        """Codewords drawn from the residuals (a stand-in for its k-means initialisation); SimVQ's
+        projection is left as it is, so the effective codebooks are projected draws."""
+        r = self.encoder.mlp(x)
+        g = torch.Generator().manual_seed(4)
+        for layer in self.layers:
+            w = layer.embedding.weight
+            w.copy_(r[torch.randperm(len(r), generator=g)[: w.shape[0]]])
+            book = layer.out_proj(w)
+            r = r - book[nearest(r, book)]
+
+    @torch.no_grad()
+    def encode(self, x):
+        return residual_codes(self.encoder.mlp(x), self.books())
+
+    @torch.no_grad()
+    def decode(self, codes):
+        s = sum(w[codes[:, l]] for l, w in enumerate(self.books()))
+        return self.decoder.mlp(s)
+
+
+class L2Norm(torch.nn.Module):
+    def forward(self, x):
+        return torch.nn.functional.normalize(x, dim=-1)
+
+
+def rqvae_recommender(seed=0, sim_vq=False, normalize=False, n_layers=3, K=32):
+    torch.manual_seed(seed)
+    config = {"input_dim": 40, "embed_dim": 12, "hidden_dims": [48, 24], "codebook_size": K,
+              "codebook_kmeans_init": True, "codebook_normalize": normalize,
+              "codebook_sim_vq": sim_vq, "n_layers": n_layers, "commitment_weight": 0.25,
+              "n_cat_features": 0}
+    model = RqVaeRecommender(**config).eval()
+    x = torch.randn(3000, 40) * 3.0  # raw, not unit: RqVae does not normalise its input
+    model.fit_codebooks(x)
+    return model, config, x
+
+
+@pytest.mark.parametrize("sim_vq,normalize,saved", [(False, False, "hub"), (True, False, "pt"),
+                                                    (False, True, "pt"), (True, True, "hub")])
+def test_rqvae_recommender_checkpoints(tmp_path, sim_vq, normalize, saved):
+    model, config, x = rqvae_recommender(sim_vq=sim_vq, normalize=normalize)
+    if saved == "hub":  # a PyTorchModelHubMixin folder
+        path = tmp_path / "hub"
+        path.mkdir()
+        write_safetensors(path / "model.safetensors", dict(model.state_dict()))
+        (path / "config.json").write_text(json.dumps(config))
+    else:  # its trainer's torch.save({"iter", "model", "model_config"})
+        path = tmp_path / "checkpoint_20000.pt"
+        torch.save({"iter": 20000, "model": model.state_dict(), "model_config": config}, path)
+    q = semid.import_checkpoint(str(path))
+    assert (q.kind, q.levels, q.codebook_size, q.dim, q.metric) == ("rqvae", 3, 32, 40, "cosine")
+    assert q.config["activation"] == "silu" and q.config["hidden"] == [48, 24]
+    assert q.config["normalize_input"] is False and q.config["normalize_output"] is True
+    assert q.config.get("normalize_latent", False) == normalize
+    assert q.config["source"]["format"] == "rqvae-recommender"
+    check_same(model, q, x)
+    # The torch face (semid.torch.load_tokenizer) computes the same.
+    from semid.torch import load_tokenizer
+    q.save(str(tmp_path / "m.safetensors"))
+    tok = load_tokenizer(str(tmp_path / "m.safetensors"))
+    np.testing.assert_array_equal(tok.encode(x).numpy(), q.encode(x.numpy()))
+    np.testing.assert_allclose(tok.decode(tok.encode(x)).numpy(),
+                               q.decode(q.encode(x.numpy())), atol=1e-5)
+    # Exported back: RqVae built from config.json, load_state_dict, the same SIDs.
+    out = tmp_path / "exported"
+    q.export(str(out), "rqvae-recommender")
+    back_config = json.loads((out / "config.json").read_text())
+    assert back_config["codebook_normalize"] == normalize and back_config["n_layers"] == 3
+    back = RqVaeRecommender(**back_config).eval()
+    from semid.torch import read_safetensors
+    tensors, _ = read_safetensors(str(out / "model.safetensors"))
+    back.load_state_dict(tensors)
+    np.testing.assert_array_equal(back.encode(x).numpy(), q.encode(x.numpy()))
+    np.testing.assert_allclose(back.decode(back.encode(x)).numpy(),
+                               model.decode(model.encode(x)).numpy(), atol=1e-5)
+
+
+def test_rqvae_recommender_export_refuses_what_it_cannot_hold(data, tmp_path):
+    x, _ = data
+    vae = semid.train(x, levels=2, codebook_size=16, epochs=1)
+    with pytest.raises(RuntimeError, match="RQ-VAE-Recommender"):
+        vae.export(str(tmp_path / "vae"), "rqvae-recommender")
+    kmeans = semid.train(x, kind="rqkmeans", levels=2, codebook_size=16, metric="l2")
+    with pytest.raises(RuntimeError, match="no encoder"):
+        kmeans.export(str(tmp_path / "km"), "rqvae-recommender")
+
+
+def test_malformed_rqvae_recommender_checkpoints_are_clear_errors(tmp_path):
+    model, config, _ = rqvae_recommender(sim_vq=True, n_layers=2)
+    sd = dict(model.state_dict())
+    path = tmp_path / "bad.safetensors"
+    cases = {
+        "a bias-free Linear": {**sd, "encoder.mlp.0.bias": torch.zeros(48)},
+        "at 0, 2, 4": {k.replace("encoder.mlp.2.", "encoder.mlp.3."): v for k, v in sd.items()},
+        "without gaps": {k.replace("layers.1.", "layers.2."): v for k, v in sd.items()},
+        "out_proj.0.weight must be": {**sd, "layers.0.out_proj.0.weight": torch.randn(12, 5)},
+        "the same K": {**sd, "layers.1.embedding.weight": torch.randn(16, 12)},
+        "mirrors its encoder": {k: v for k, v in sd.items() if k != "decoder.mlp.4.weight"},
+        "NaN": {**sd, "decoder.mlp.0.weight": torch.full_like(sd["decoder.mlp.0.weight"],
+                                                             float("nan"))},
+    }
+    for expected, tensors in cases.items():
+        write_safetensors(path, tensors)
+        with pytest.raises(ValueError, match=expected):
+            semid.import_checkpoint(str(path), "rqvae-recommender")
