@@ -25,6 +25,9 @@ Status ApiOptions::validate() const {
   if (max_candidates < 1 || max_candidates > 10000000) {
     return out_of_range("max_candidates", max_candidates, 1, 10000000);
   }
+  if (max_response_bytes < 1024 || max_response_bytes > (std::size_t{1} << 34)) {
+    return out_of_range("max_response_bytes", max_response_bytes, 1024, std::size_t{1} << 34);
+  }
   if (max_json_depth < 4 || max_json_depth > 1000) {
     return out_of_range("max_json_depth", static_cast<std::size_t>(std::max(max_json_depth, 0)), 4,
                         1000);
@@ -90,6 +93,14 @@ Response Api::Impl::handle(const Request& request) {
     response =
         error_response(request, HttpStatus::internal_server_error, "internal", "internal error");
     failure = e.what();
+  }
+  if (response.body().size() > options.max_response_bytes) {
+    // What the endpoints' own counting did not foresee: still never sent.
+    failure = "the answer has " + std::to_string(response.body().size()) + " bytes";
+    response = error_response(request, HttpStatus::unprocessable_entity, "response_too_large",
+                              failure + ", over the limit of " +
+                                  std::to_string(options.max_response_bytes) +
+                                  " bytes (max_response_bytes): ask for less per request");
   }
   const double seconds = static_cast<double>(elapsed_micros(start)) / 1e6;
   const std::string method(request.method_string());
@@ -183,37 +194,7 @@ json Api::Impl::parse_body(const Request& request) const {
                     "the body must be JSON with 'Content-Type: application/json', not '" +
                         std::string(request[beast_http::field::content_type]) + "'");
   }
-  if (!json_depth_within(request.body(), options.max_json_depth)) {
-    throw_api_error(HttpStatus::bad_request, "invalid_json",
-                    "the body nests arrays and objects deeper than " +
-                        std::to_string(options.max_json_depth) + " levels");
-  }
-  // A NUL byte ends nlohmann's input, so "{...}\0garbage" would parse: a parser differential with
-  // any proxy that reads the whole body. Duplicate keys (nlohmann keeps the last) likewise.
-  if (const auto nul = request.body().find('\0'); nul != std::string::npos) {
-    throw_api_error(HttpStatus::bad_request, "invalid_json",
-                    "the body holds a NUL byte at offset " + std::to_string(nul));
-  }
-  try {
-    std::vector<std::set<std::string>> keys;  // per open object, its keys so far
-    const json::parser_callback_t no_duplicates = [&keys](int, json::parse_event_t event,
-                                                          json& parsed) {
-      if (event == json::parse_event_t::object_start) keys.emplace_back();
-      if (event == json::parse_event_t::object_end) keys.pop_back();
-      if (event == json::parse_event_t::key &&
-          !keys.back().insert(parsed.get<std::string>()).second) {
-        throw_api_error(
-            HttpStatus::bad_request, "invalid_json",
-            "the body repeats the key '" + parsed.get<std::string>() + "' in one object");
-      }
-      return true;
-    };
-    json body = json::parse(request.body(), no_duplicates);
-    if (!body.is_object()) throw_invalid_field("the body must be a JSON object");
-    return body;
-  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number overflow
-    throw_api_error(HttpStatus::bad_request, "invalid_json", e.what());
-  }
+  return parse_json_object(request.body(), options.max_json_depth);
 }
 
 // ---- helpers ----------------------------------------------------------------------------------
@@ -253,15 +234,22 @@ json Api::Impl::item_json(const storage::Item& item, bool with_vector, bool with
 }
 
 // get_many in chunks the store accepts.
-std::vector<std::optional<storage::Item>> Api::Impl::get_items(
-    const Collection& collection, std::span<const std::uint64_t> ids) const {
+std::vector<std::optional<storage::Item>> Api::Impl::get_items(const Collection& collection,
+                                                               std::span<const std::uint64_t> ids,
+                                                               ResponseBudget& budget,
+                                                               bool with_vector,
+                                                               bool with_payload) const {
   std::vector<std::optional<storage::Item>> items;
   items.reserve(ids.size());
-  const std::size_t chunk = collection.options().max_batch_items;
+  // Small chunks bound what is read before the budget is checked (payloads may be large).
+  const std::size_t chunk = std::min<std::size_t>(64, collection.options().max_batch_items);
   for (std::size_t first = 0; first < ids.size(); first += chunk) {
     auto part = value_or_throw(
         collection.get_many(ids.subspan(first, std::min(chunk, ids.size() - first))));
-    for (auto& item : part) items.push_back(std::move(item));
+    for (auto& item : part) {
+      if (item) budget.charge(item_json_bytes(*item, with_vector, with_payload));
+      items.push_back(std::move(item));
+    }
   }
   return items;
 }

@@ -95,6 +95,11 @@ struct ApiOptions {
   // Deepest nesting of arrays and objects in a body (and in a stored payload that is returned);
   // bounds the recursion of JSON serialisation. Range [4, 1000]. Default: 64.
   int max_json_depth = 64;
+  // Largest answer body. An answer is counted while it is built, so one that would pass the limit
+  // fails before it is fetched or built (422 response_too_large, naming the limit and how to ask
+  // for less), and trie/items cuts its page short with a cursor instead. Range [1 KiB, 16 GiB].
+  // Default: 32 MiB.
+  std::size_t max_response_bytes = std::size_t{32} << 20;
   // One info line per request: method, route pattern, status, latency. Default: true.
   bool access_log = true;
 

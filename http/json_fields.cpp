@@ -5,6 +5,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <set>
+#include <string>
+#include <vector>
 
 namespace semid::http {
 
@@ -48,6 +51,38 @@ bool json_depth_within(std::string_view text, int max_depth) {
     }
   }
   return true;
+}
+
+json parse_json_object(std::string_view text, int max_depth) {
+  if (!json_depth_within(text, max_depth)) {
+    throw_api_error(
+        HttpStatus::bad_request, "invalid_json",
+        "the body nests arrays and objects deeper than " + std::to_string(max_depth) + " levels");
+  }
+  if (const auto nul = text.find('\0'); nul != std::string_view::npos) {
+    throw_api_error(HttpStatus::bad_request, "invalid_json",
+                    "the body holds a NUL byte at offset " + std::to_string(nul));
+  }
+  try {
+    std::vector<std::set<std::string>> keys;  // per open object, its keys so far
+    const json::parser_callback_t no_duplicates = [&keys](int, json::parse_event_t event,
+                                                          json& parsed) {
+      if (event == json::parse_event_t::object_start) keys.emplace_back();
+      if (event == json::parse_event_t::object_end) keys.pop_back();
+      if (event == json::parse_event_t::key &&
+          !keys.back().insert(parsed.get<std::string>()).second) {
+        throw_api_error(
+            HttpStatus::bad_request, "invalid_json",
+            "the body repeats the key '" + parsed.get<std::string>() + "' in one object");
+      }
+      return true;
+    };
+    json body = json::parse(text, no_duplicates);
+    if (!body.is_object()) throw_invalid_field("the body must be a JSON object");
+    return body;
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number overflow
+    throw_api_error(HttpStatus::bad_request, "invalid_json", e.what());
+  }
 }
 
 namespace {

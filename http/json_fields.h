@@ -45,6 +45,13 @@ struct ApiError {
 // strings; nlohmann's parser is iterative but its serialiser is recursive).
 bool json_depth_within(std::string_view text, int max_depth);
 
+// A request body as a JSON object: 400 invalid_json for text that does not parse, nests deeper
+// than `max_depth`, holds a NUL byte (nlohmann stops reading there, so "{...}\0garbage" would
+// parse: a differential with any proxy that reads the whole body) or repeats a key in one object
+// (nlohmann keeps the last; another parser may keep the first); 400 invalid_field when it is not
+// an object.
+nlohmann::json parse_json_object(std::string_view text, int max_depth);
+
 // The members of one JSON object, read by name. Each read marks the member as known;
 // reject_unknown() then fails on any member nobody read (so a typo like "topk" is an error, not a
 // silently ignored option).

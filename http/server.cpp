@@ -1,7 +1,10 @@
 #include "http/server.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
+#include <algorithm>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -12,6 +15,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <condition_variable>
+#include <list>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -42,13 +46,40 @@ Status ServerOptions::validate() const {
     return bad("write_timeout", std::to_string(write_timeout.count()), "must be > 0 ms");
   if (shutdown_grace.count() < 0)
     return bad("shutdown_grace", std::to_string(shutdown_grace.count()), "must be >= 0 ms");
+  if (idle_timeout.count() <= 0 || idle_timeout > read_timeout) {
+    return bad("idle_timeout", std::to_string(idle_timeout.count()),
+               "must be > 0 ms and at most read_timeout (" + std::to_string(read_timeout.count()) +
+                   " ms)");
+  }
+  if (max_connections > (1u << 20)) {
+    return bad("max_connections", std::to_string(max_connections),
+               "must be at most 1048576 (0 derives it from the file-descriptor limit)");
+  }
   boost::system::error_code ec;
   asio::ip::make_address(host, ec);
   if (ec) return bad("host", "'" + host + "'", "is not an IP address");
   return Status::ok();
 }
 
+std::size_t ServerOptions::connection_limit() const {
+  if (max_connections != 0) return max_connections;
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 65536;
+  const auto fds = static_cast<std::size_t>(limit.rlim_cur);
+  const std::size_t reserve = std::min<std::size_t>(fds / 2, 256);
+  return std::clamp<std::size_t>(fds - reserve, 8, 65536);
+}
+
 struct Server::Impl {
+  // What the connection cap needs of a session: its phase and a way to close it.
+  struct Connection {
+    enum class Phase { kIdle, kReading, kBusy };
+    virtual ~Connection() = default;
+    virtual void evict() = 0;  // closes the connection on its own strand
+    std::atomic<Phase> phase{Phase::kIdle};
+    std::list<std::weak_ptr<Connection>>::iterator place;  // in `connections`, under its mutex
+  };
+
   Impl(ServerOptions o, Handler h)
       : options(std::move(o)),
         handler(std::move(h)),
@@ -58,9 +89,21 @@ struct Server::Impl {
 
   void accept();
   void run_handler(const Request& request, Response& response);
+  // Registers a new connection, most recently active. False (and not registered) when the cap is
+  // reached and no idle or mid-request connection could be closed to make room.
+  bool admit(const std::shared_ptr<Connection>& connection);
+  // Marks `connection` most recently active.
+  void touch(Connection& connection);
+  void forget(Connection& connection);
 
   ServerOptions options;
   Handler handler;
+  // Open connections, least recently active first (guarded by connections_mutex). Declared
+  // before the io_context: sessions its destructor drops still unregister here.
+  std::size_t connection_limit = options.connection_limit();
+  std::mutex connections_mutex;
+  std::list<std::weak_ptr<Connection>> connections;
+  std::size_t open_connections = 0;
   asio::io_context ioc;
   tcp::acceptor acceptor;
   asio::thread_pool workers;
@@ -82,22 +125,90 @@ struct Server::Impl {
   std::condition_variable idle;
 };
 
+bool Server::Impl::admit(const std::shared_ptr<Connection>& connection) {
+  std::lock_guard lock(connections_mutex);
+  if (open_connections >= connection_limit) {
+    // Close the least recently active connection that is not being answered.
+    std::shared_ptr<Connection> victim;
+    for (auto it = connections.begin(); it != connections.end(); ++it) {
+      auto candidate = it->lock();
+      if (candidate && candidate->phase != Connection::Phase::kBusy) {
+        victim = std::move(candidate);
+        connections.splice(connections.end(), connections, it);  // not picked again at once
+        break;
+      }
+    }
+    if (!victim) return false;
+    victim->phase = Connection::Phase::kBusy;
+    victim->evict();
+  }
+  connection->place = connections.insert(connections.end(), connection);
+  ++open_connections;
+  return true;
+}
+
+void Server::Impl::touch(Connection& connection) {
+  std::lock_guard lock(connections_mutex);
+  connections.splice(connections.end(), connections, connection.place);
+}
+
+void Server::Impl::forget(Connection& connection) {
+  std::lock_guard lock(connections_mutex);
+  connections.erase(connection.place);
+  --open_connections;
+}
+
 namespace {
 
 // One connection: read a request, hand it to the worker pool, write the answer, repeat.
-class Session : public std::enable_shared_from_this<Session> {
+class Session : public Server::Impl::Connection, public std::enable_shared_from_this<Session> {
  public:
+  using Phase = Server::Impl::Connection::Phase;
   // `server` outlives every session: Server::stop() joins all threads before it goes.
   Session(tcp::socket&& socket, Server::Impl* server)
       : stream_(std::move(socket)), server_(server) {}
+  ~Session() override {
+    if (admitted_) server_->forget(*this);
+  }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
 
   void start() {
+    admitted_ = server_->admit(shared_from_this());
+    if (!admitted_) {
+      // Every connection is busy being answered: say so, and close.
+      asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+        self->refuse(HttpStatus::service_unavailable, "too_many_connections",
+                     "the server is at its limit of " +
+                         std::to_string(self->server_->connection_limit) +
+                         " connections, all busy; retry shortly");
+      });
+      return;
+    }
     asio::dispatch(stream_.get_executor(),
                    beast::bind_front_handler(&Session::read, shared_from_this()));
   }
 
+  void evict() override {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] { self->close(); });
+  }
+
  private:
+  // Waits (idle_timeout at most) for the first byte of the next request.
   void read() {
+    phase = Phase::kIdle;
+    if (buffer_.size() > 0) return read_request();  // a pipelined request is already here
+    stream_.expires_after(server_->options.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->buffer_.commit(n);
+                              if (ec) return self->close();  // idle too long, closed, or evicted
+                              self->read_request();
+                            });
+  }
+
+  void read_request() {
+    phase = Phase::kReading;
     parser_.emplace();  // a fresh parser per message
     parser_->body_limit(server_->options.body_limit);
     parser_->header_limit(static_cast<std::uint32_t>(server_->options.header_limit));
@@ -178,6 +289,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void on_read(beast::error_code ec, std::size_t) {
     if (ec) return on_read_error(ec);
+    phase = Phase::kBusy;
+    server_->touch(*this);
     auto request = std::make_shared<Request>(parser_->release());
     auto self = shared_from_this();
     ++server_->in_flight;
@@ -200,6 +313,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // A handled request stays "in flight" until its response is written, so stop() never cuts a
   // response off.
   void write(Response response, bool counts_in_flight = false) {
+    phase = Phase::kBusy;
     counts_in_flight_ = counts_in_flight;
     response_ = std::make_shared<Response>(std::move(response));
     stream_.expires_after(server_->options.write_timeout);
@@ -207,9 +321,14 @@ class Session : public std::enable_shared_from_this<Session> {
                              beast::bind_front_handler(&Session::on_write, shared_from_this()));
   }
 
-  void on_write(beast::error_code ec, std::size_t) {
+  void on_write(beast::error_code ec, std::size_t written) {
     const bool keep_alive = response_->keep_alive();
     response_.reset();
+    // glibc keeps the pages of a large answer's freed buffers; hand them back to the system, on
+    // a worker (malloc_trim walks the heap), so RSS falls again after large requests.
+    const std::size_t trim_after = server_->options.trim_after_bytes;
+    if (trim_after != 0 && written >= trim_after)
+      asio::post(server_->workers, [] { malloc_trim(0); });
     if (counts_in_flight_) finish_request();
     if (ec || !keep_alive || server_->stopped) return close();
     read();
@@ -226,6 +345,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<beast::http::request_parser<beast::http::string_body>> parser_;
   std::shared_ptr<Response> response_;
   bool counts_in_flight_ = false;
+  bool admitted_ = false;
   Server::Impl* server_;
 };
 
@@ -310,6 +430,10 @@ Status Server::start() {
 
 unsigned short Server::port() const { return impl_->port; }
 std::size_t Server::in_flight() const { return impl_->in_flight; }
+std::size_t Server::connections() const {
+  std::lock_guard lock(impl_->connections_mutex);
+  return impl_->open_connections;
+}
 bool Server::draining() const { return impl_->draining; }
 
 void Server::stop() {

@@ -3,7 +3,10 @@
 //   listener (async accept) -> session per connection (keep-alive) -> pure Handler on a worker pool
 //
 // - Each request gets a fresh parser with a body limit and a header limit; one deadline covers
-//   the whole request read (headers and body), so a slow client cannot hold a connection.
+//   the whole request read (headers and body), so a slow client cannot hold a connection; a
+//   shorter idle deadline covers the wait for a request's first byte.
+// - Connections are capped (derived from the fd limit): at the cap, the least recently active
+//   connection that is idle or mid-request is closed for the new one.
 // - Requests of one connection are answered in order, one at a time: a pipelining client's later
 //   requests wait in the socket buffer (the pipelining cap is 1 in flight per connection).
 // - Handlers run on a worker pool, never on the I/O threads: encoding and search do not stall
@@ -36,8 +39,21 @@ struct ServerOptions {
   std::size_t body_limit = 32u << 20;
   // Largest request header block; larger gets 431. Default: 16 KiB.
   std::size_t header_limit = 16u << 10;
-  // Deadline for reading one whole request (and for an idle keep-alive connection). Default: 30 s.
+  // Deadline for reading one whole request, from its first byte. Default: 30 s.
   std::chrono::milliseconds read_timeout = std::chrono::seconds(30);
+  // How long a connection may wait for the first byte of its next request (a keep-alive
+  // connection between requests, a new one before its first); then it is closed. At most
+  // read_timeout. Default: 5 s.
+  std::chrono::milliseconds idle_timeout = std::chrono::seconds(5);
+  // Most open connections; 0 derives it from the process's file-descriptor limit (RLIMIT_NOFILE
+  // soft limit, less a reserve of min(limit / 2, 256) for RocksDB's and the model's files, in
+  // [8, 65536]). At the limit a new connection closes the least recently active one that is idle
+  // or has not sent a complete request; when every one is busy, the new one is answered 503 and
+  // closed. Default: 0 (derived).
+  std::size_t max_connections = 0;
+  // After writing an answer of at least this many bytes, glibc's malloc_trim hands the freed
+  // pages back to the system (on a worker thread); 0: never. Default: 4 MiB.
+  std::size_t trim_after_bytes = std::size_t{4} << 20;
   // Deadline for writing one response. Default: 30 s.
   std::chrono::milliseconds write_timeout = std::chrono::seconds(30);
   // How long stop() waits for in-flight requests. Default: 10 s.
@@ -45,6 +61,8 @@ struct ServerOptions {
 
   // InvalidArgument naming the field when a value is out of range.
   Status validate() const;
+  // max_connections, or the limit derived from the file-descriptor limit when it is 0.
+  std::size_t connection_limit() const;
 };
 
 class Server {
@@ -60,6 +78,8 @@ class Server {
   unsigned short port() const;
   // Requests being handled right now.
   std::size_t in_flight() const;
+  // Connections open right now.
+  std::size_t connections() const;
   bool draining() const;
   // Graceful stop (idempotent); returns once every thread has ended.
   void stop();

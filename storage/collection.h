@@ -206,6 +206,8 @@ class Collection {
   // of the same prefix, hex text). A RocksDB range scan bounded by the prefix's upper bound.
   Result<ScanPage> prefix_scan(std::span<const std::int32_t> prefix, std::string_view cursor,
                                std::size_t limit) const;
+  // The cursor that resumes a prefix scan after `entry` (for a page cut short by its reader).
+  Result<std::string> cursor_after(const ScanEntry& entry) const;
 
   // For each prefix (0..L codes): the populated next codes and their item counts, ascending by
   // code (empty for a full SID). InvalidArgument naming the first bad prefix.

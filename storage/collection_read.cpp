@@ -195,6 +195,15 @@ Result<ScanPage> Collection::prefix_scan(std::span<const std::int32_t> prefix,
   return page;
 }
 
+Result<std::string> Collection::cursor_after(const ScanEntry& entry) const {
+  const Impl& im = *impl_;
+  std::shared_lock lock(im.state_mutex);
+  SEMID_RETURN_IF_ERROR(im.usable());
+  SEMID_ASSIGN_OR_RETURN(const std::string key,
+                         im.state->codec.encode_key(entry.sid, entry.collision_suffix, entry.id));
+  return hex(key);
+}
+
 Result<std::vector<std::vector<SidTrie::Child>>> Collection::next_tokens(
     const std::vector<std::vector<std::int32_t>>& prefixes) const {
   const Impl& im = *impl_;

@@ -11,6 +11,8 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <memory>
@@ -36,6 +38,11 @@ struct ServeArgs {
   bool sync = false;
   int threads = 2;
   std::size_t body_limit = std::size_t{32} << 20;
+  std::size_t max_connections = 0;
+  std::size_t max_response_bytes = std::size_t{32} << 20;
+  std::size_t trim_after_bytes = std::size_t{4} << 20;
+  double idle_timeout_s = 5;
+  double read_timeout_s = 30;
   bool no_access_log = false;
 };
 
@@ -66,6 +73,7 @@ void run_serve(const ServeArgs& args) {
   api_options.api_key = key_from(args.api_key, "SEMID_API_KEY");
   api_options.read_only_key = key_from(args.read_only_key, "SEMID_READ_ONLY_KEY");
   api_options.access_log = !args.no_access_log;
+  api_options.max_response_bytes = args.max_response_bytes;
   throw_if_error(api_options.validate());
   http::Api api(*manager, api_options);
 
@@ -74,15 +82,19 @@ void run_serve(const ServeArgs& args) {
   server_options.port = args.port;
   server_options.worker_threads = args.threads;
   server_options.body_limit = args.body_limit;
+  server_options.max_connections = args.max_connections;
+  server_options.trim_after_bytes = args.trim_after_bytes;
+  server_options.idle_timeout = std::chrono::milliseconds(std::llround(args.idle_timeout_s * 1e3));
+  server_options.read_timeout = std::chrono::milliseconds(std::llround(args.read_timeout_s * 1e3));
   throw_if_error(server_options.validate());
   http::Server server(server_options, api.handler());
   throw_if_error(server.start());
-  spdlog::info("semid serving {} on http://{}:{} ({} worker threads, {}, {})", args.data_dir,
-               args.host, server.port(), args.threads,
-               api_options.api_key.empty() && api_options.read_only_key.empty()
-                   ? "no API key"
-                   : "API key required",
-               args.sync ? "fsync per write" : "WAL without fsync");
+  spdlog::info(
+      "semid serving {} on http://{}:{} ({} worker threads, at most {} connections, {}, {})",
+      args.data_dir, args.host, server.port(), args.threads, server_options.connection_limit(),
+      api_options.api_key.empty() && api_options.read_only_key.empty() ? "no API key"
+                                                                       : "API key required",
+      args.sync ? "fsync per write" : "WAL without fsync");
 
   std::atomic<bool> open_failed{false};
   std::thread opener([&] {
@@ -140,6 +152,33 @@ void register_serve_command(CLI::App& app) {
   serve->add_option("--body-limit", args->body_limit, "Largest request body in bytes (larger: 413)")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 34));
+  serve
+      ->add_option("--max-response-bytes", args->max_response_bytes,
+                   "Largest answer body: larger answers are 422 response_too_large before they "
+                   "are built, and trie/items pages are cut short with a cursor")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 34));
+  serve
+      ->add_option("--trim-after-bytes", args->trim_after_bytes,
+                   "After an answer this large, return freed memory to the system (malloc_trim; "
+                   "0: never)")
+      ->capture_default_str();
+  serve
+      ->add_option("--max-connections", args->max_connections,
+                   "Most open connections; at the limit the least recently active idle one is "
+                   "closed for a new one (0: the fd limit less a reserve of min(limit/2, 256))")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 20));
+  serve
+      ->add_option("--idle-timeout", args->idle_timeout_s,
+                   "Seconds a connection may wait for its next request's first byte")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 3600.0));
+  serve
+      ->add_option("--read-timeout", args->read_timeout_s,
+                   "Seconds to read one whole request, from its first byte (>= --idle-timeout)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 3600.0));
   serve->add_flag("--no-access-log", args->no_access_log, "Do not log one line per request");
   serve->callback([args] { run_serve(*args); });
 }

@@ -70,7 +70,9 @@ json Api::Impl::retrieve_items(Call& call) {
   const bool with_vector = fields.boolean("with_vector", false);
   const bool with_payload = fields.boolean("with_payload", true);
   fields.reject_unknown();
-  const auto items = get_items(*collection, ids);
+  ResponseBudget budget(options.max_response_bytes,
+                        "retrieve fewer ids per request, or without vectors or payloads");
+  const auto items = get_items(*collection, ids, budget, with_vector, with_payload);
   json found = json::array();
   json missing = json::array();
   for (std::size_t i = 0; i < ids.size(); ++i) {
@@ -94,10 +96,18 @@ json Api::Impl::delete_items(Call& call) {
   // of them first (NotFound), look again.
   std::vector<std::uint64_t> existing, missing;
   for (int attempt = 0; attempt < 8; ++attempt) {
-    const auto items = get_items(*collection, ids);
     existing.clear();
     missing.clear();
-    for (std::size_t i = 0; i < ids.size(); ++i) (items[i] ? existing : missing).push_back(ids[i]);
+    // Only whether each id exists: chunks keep what is read (payloads too) small.
+    constexpr std::size_t kChunk = 64;
+    for (std::size_t first = 0; first < ids.size(); first += kChunk) {
+      const auto chunk =
+          std::span<const std::uint64_t>(ids).subspan(first, std::min(kChunk, ids.size() - first));
+      const auto items = value_or_throw(collection->get_many(chunk));
+      for (std::size_t i = 0; i < chunk.size(); ++i) {
+        (items[i] ? existing : missing).push_back(chunk[i]);
+      }
+    }
     const Status status = existing.empty() ? Status::ok() : collection->remove(existing);
     if (status) break;
     if (status.code() != Status::Code::kNotFound || attempt == 7) throw_status(status);

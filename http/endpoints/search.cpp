@@ -52,7 +52,11 @@ json Api::Impl::hits_json(const Collection& collection,
       if (unique.insert(hit.id).second) ids.push_back(hit.id);
     }
   }
-  const auto items = get_items(collection, ids);
+  const std::string ask_less =
+      "ask for fewer queries or a smaller k per request, or without vectors or payloads";
+  ResponseBudget fetched(options.max_response_bytes, ask_less);
+  const auto items = get_items(collection, ids, fetched, spec.with_vector, spec.with_payload);
+  ResponseBudget rows_budget(options.max_response_bytes, ask_less);
   std::unordered_map<std::uint64_t, const storage::Item*> by_id;
   for (const auto& item : items) {
     if (item) by_id.emplace(item->id, &*item);
@@ -63,6 +67,7 @@ json Api::Impl::hits_json(const Collection& collection,
     for (const auto& hit : list) {
       const auto found = by_id.find(hit.id);
       if (found == by_id.end()) continue;  // deleted since the search
+      rows_budget.charge(item_json_bytes(*found->second, spec.with_vector, spec.with_payload));
       json row = item_json(*found->second, spec.with_vector, spec.with_payload);
       row["score"] = json_float(hit.distance);
       rows.push_back(std::move(row));

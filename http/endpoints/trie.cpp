@@ -56,22 +56,43 @@ json Api::Impl::trie_items(Call& call) {
   const std::string cursor = fields.string("cursor", "");
   const bool with_payload = fields.boolean("with_payload", false);
   fields.reject_unknown();
-  const storage::ScanPage page = value_or_throw(collection->prefix_scan(prefix, cursor, limit));
-  std::vector<std::optional<storage::Item>> items;
-  if (with_payload) {
-    std::vector<std::uint64_t> ids;
-    for (const auto& entry : page.items) ids.push_back(entry.id);
-    items = get_items(*collection, ids);
-  }
+  storage::ScanPage page = value_or_throw(collection->prefix_scan(prefix, cursor, limit));
+  // A page whose payloads would pass max_response_bytes is cut short, with a cursor after its
+  // last item; only a single item too large for the limit fails.
+  ResponseBudget budget(options.max_response_bytes,
+                        "one item's payload alone is larger; list with \"with_payload\": false");
   json list = json::array();
-  for (std::size_t i = 0; i < page.items.size(); ++i) {
-    const storage::ScanEntry& entry = page.items[i];
-    json row = {{"id", entry.id}, {"sid", entry.sid}, {"collision_suffix", entry.collision_suffix}};
+  constexpr std::size_t kChunk = 64;
+  std::size_t kept = 0;
+  bool cut = false;
+  for (std::size_t first = 0; first < page.items.size() && !cut; first += kChunk) {
+    const std::size_t count = std::min(kChunk, page.items.size() - first);
+    std::vector<std::optional<storage::Item>> items;
     if (with_payload) {
-      row["payload"] = items[i] ? payload_json(items[i]->payload, options.max_json_depth) : json();
+      std::vector<std::uint64_t> ids;
+      for (std::size_t i = first; i < first + count; ++i) ids.push_back(page.items[i].id);
+      items = value_or_throw(collection->get_many(ids));
     }
-    list.push_back(std::move(row));
+    for (std::size_t i = 0; i < count; ++i) {
+      const storage::ScanEntry& entry = page.items[first + i];
+      const std::size_t bytes =
+          96 + 8 * entry.sid.size() + (with_payload && items[i] ? items[i]->payload.size() : 0);
+      if (kept > 0 && !budget.fits(bytes)) {
+        cut = true;
+        break;
+      }
+      budget.charge(bytes);  // throws only for a first item over the limit
+      json row = {
+          {"id", entry.id}, {"sid", entry.sid}, {"collision_suffix", entry.collision_suffix}};
+      if (with_payload) {
+        row["payload"] =
+            items[i] ? payload_json(items[i]->payload, options.max_json_depth) : json();
+      }
+      list.push_back(std::move(row));
+      ++kept;
+    }
   }
+  if (cut) page.next_cursor = value_or_throw(collection->cursor_after(page.items[kept - 1]));
   return {{"items", std::move(list)},
           {"next_cursor", page.next_cursor.empty() ? json() : json(page.next_cursor)}};
 }

@@ -145,6 +145,37 @@ inline std::uint64_t item_id(const Call& call) {
   return id;
 }
 
+// The bytes an answer may take (ApiOptions::max_response_bytes), counted while it is built: what
+// would pass the limit fails the request (422 response_too_large, naming the limit and how to ask
+// for less) before the rest is fetched or built.
+class ResponseBudget {
+ public:
+  ResponseBudget(std::size_t limit, std::string ask_less)
+      : limit_(limit), ask_less_(std::move(ask_less)) {}
+  bool fits(std::size_t bytes) const { return used_ <= limit_ && bytes <= limit_ - used_; }
+  // Adds `bytes`, or throws when the total would pass the limit.
+  void charge(std::size_t bytes) {
+    if (!fits(bytes)) {
+      throw_api_error(HttpStatus::unprocessable_entity, "response_too_large",
+                      "the answer would pass the limit of " + std::to_string(limit_) +
+                          " bytes (max_response_bytes): " + ask_less_);
+    }
+    used_ += bytes;
+  }
+
+ private:
+  std::size_t limit_;
+  std::size_t used_ = 0;
+  std::string ask_less_;
+};
+
+// About as many bytes as item_json gives for `item` (no fewer): the stored payload text, up to 16
+// bytes a float of the vector, the SIDs and the fixed fields.
+inline std::size_t item_json_bytes(const storage::Item& item, bool with_vector, bool with_payload) {
+  return 96 + 8 * (item.sid.size() + item.natural_sid.size()) +
+         (with_payload ? item.payload.size() + 8 : 0) + (with_vector ? 16 * item.vector.size() : 0);
+}
+
 struct Api::Impl {
   using Endpoint = json (Impl::*)(Call&);
   struct RouteInfo {
@@ -201,8 +232,13 @@ struct Api::Impl {
                  const std::vector<std::vector<storage::SearchHit>>& hits,
                  const SearchSpec& spec) const;
   json item_json(const storage::Item& item, bool with_vector, bool with_payload) const;
+  // The items of `ids` (nullopt where missing), fetched in small chunks; each found item is
+  // charged to `budget` as item_json_bytes(item, with_vector, with_payload), so an answer too
+  // large fails before the rest is read.
   std::vector<std::optional<storage::Item>> get_items(const Collection& collection,
-                                                      std::span<const std::uint64_t> ids) const;
+                                                      std::span<const std::uint64_t> ids,
+                                                      ResponseBudget& budget, bool with_vector,
+                                                      bool with_payload) const;
   void collection_gauges(std::string& out);
 
   CollectionManager& manager;

@@ -236,6 +236,76 @@ TEST_F(ApiTest, LimitsAreEnforcedAs422) {
   expect_error(call(Verb::post, kDocs + "/trie/items", {{"limit", 8}}), 422, "invalid_value");
 }
 
+// Items 0..n-1 of "docs" with payloads of about `bytes` bytes each.
+json padded_items(std::size_t n, std::size_t bytes) {
+  json body = testing::items_body(0, n);
+  for (json& item : body["items"]) item["payload"]["pad"] = std::string(bytes, 'x');
+  return body;
+}
+
+TEST_F(ApiTest, AnswersOverTheResponseLimitAre422BeforeTheyAreBuilt) {
+  // Issue 13.3: a 47-byte request made a 101 MB answer; 30 of them took 2.8 GiB.
+  ApiOptions options;
+  options.max_response_bytes = 64 << 10;
+  make_api(options);
+  result(Verb::put, kDocs, {{"model", model_path_}}, 201);
+  ASSERT_EQ(result(Verb::put, kDocs + "/items", padded_items(kItems, 1000))["upserted"], kItems);
+  std::vector<int> all(kItems);
+  for (std::size_t i = 0; i < kItems; ++i) all[i] = static_cast<int>(i);
+  const Response big = call(Verb::post, kDocs + "/items/retrieve", {{"ids", all}});
+  expect_error(big, 422, "response_too_large");
+  EXPECT_NE(big.body().find("65536 bytes"), std::string::npos) << big.body();
+  EXPECT_NE(big.body().find("fewer ids"), std::string::npos) << big.body();
+  EXPECT_EQ(result(Verb::post, kDocs + "/items/retrieve",
+                   {{"ids", all}, {"with_payload", false}})["items"]
+                .size(),
+            kItems);
+  const json v = testing::vector_json(testing::test_vectors(1), 0);
+  const Response hits = call(Verb::post, kDocs + "/search", {{"vector", v}, {"k", 200}});
+  expect_error(hits, 422, "response_too_large");
+  EXPECT_NE(hits.body().find("smaller k"), std::string::npos) << hits.body();
+  EXPECT_FALSE(
+      result(Verb::post, kDocs + "/search", {{"vector", v}, {"k", 200}, {"with_payload", false}})
+          .empty());
+  // The same 10 items for 100 queries: counted per row, not per distinct item.
+  const json many = json::array_t(100, v);
+  expect_error(call(Verb::post, kDocs + "/search", {{"vectors", many}, {"k", 10}}), 422,
+               "response_too_large");
+  expect_error(call(Verb::post, kDocs + "/items/0/similar", {{"k", 200}}), 422,
+               "response_too_large");
+  EXPECT_EQ(result(Verb::post, kDocs + "/items/0/similar", {{"k", 20}}).size(), 20u);
+  // Deleting needs no answer of that size.
+  EXPECT_EQ(result(Verb::post, kDocs + "/items/delete", {{"ids", all}})["deleted"], kItems);
+}
+
+TEST_F(ApiTest, TriePagesAreCutShortWithACursorUnderTheResponseLimit) {
+  ApiOptions options;
+  options.max_response_bytes = 32 << 10;
+  make_api(options);
+  result(Verb::put, kDocs, {{"model", model_path_}}, 201);
+  ASSERT_EQ(result(Verb::put, kDocs + "/items", padded_items(kItems, 1000))["upserted"], kItems);
+  std::set<std::uint64_t> seen;
+  json cursor = nullptr;
+  int pages = 0;
+  do {
+    json body = {{"limit", 1000}, {"with_payload", true}};
+    if (!cursor.is_null()) body["cursor"] = cursor;
+    const Response r = call(Verb::post, kDocs + "/trie/items", body);
+    ASSERT_EQ(r.result_int(), 200u) << r.body().substr(0, 300);
+    EXPECT_LE(r.body().size(), options.max_response_bytes);
+    const json page = json::parse(r.body())["result"];
+    EXPECT_FALSE(page["items"].empty());
+    for (const json& item : page["items"]) {
+      EXPECT_TRUE(seen.insert(item["id"].get<std::uint64_t>()).second);
+      EXPECT_EQ(item["payload"]["pad"].get<std::string>().size(), 1000u);
+    }
+    cursor = page["next_cursor"];
+    ++pages;
+  } while (!cursor.is_null() && pages < 100);
+  EXPECT_EQ(seen.size(), kItems);
+  EXPECT_GE(pages, 7);  // 200 items of ~1 KB in pages of under 32 KiB
+}
+
 TEST_F(ApiTest, NoHostileBodyOnAnyEndpointGivesA5xx) {
   create_docs();
   const std::vector<std::string> bodies = {

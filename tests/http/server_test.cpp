@@ -1,10 +1,13 @@
 #include "http/server.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <thread>
+#include <vector>
 
 #include "tests/http/test_client.h"
 
@@ -20,6 +23,7 @@ ServerOptions test_options() {
   o.body_limit = 4096;
   o.header_limit = 2048;
   o.read_timeout = 500ms;
+  o.idle_timeout = 500ms;
   o.shutdown_grace = 5s;
   return o;
 }
@@ -147,6 +151,114 @@ TEST(Server, StopFinishesInFlightRequestsThenRefusesConnections) {
   stopper.join();
   EXPECT_EQ(r.result(), HttpStatus::ok);
   EXPECT_THROW(TestClient late(port), boost::system::system_error);
+}
+
+// Waits up to `limit` for `done`.
+template <typename F>
+bool eventually(F done, std::chrono::milliseconds limit = 3000ms) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+TEST(Server, IdleKeepAliveConnectionsCloseAfterTheIdleTimeoutNotTheReadTimeout) {
+  // Issue 13.1: idle keep-alive connections were held for the whole 30 s read timeout.
+  ServerOptions o = test_options();
+  o.idle_timeout = 200ms;
+  o.read_timeout = 10s;
+  Server server(o, echo);
+  ASSERT_TRUE(server.start().is_ok());
+  const auto start = std::chrono::steady_clock::now();
+  TestClient after_a_request(server.port());
+  EXPECT_EQ(after_a_request.request(Verb::get, "/x").result(), HttpStatus::ok);
+  TestClient silent(server.port());  // never sends a byte
+  EXPECT_TRUE(after_a_request.closed_by_server());
+  EXPECT_TRUE(silent.closed_by_server());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+  // A request that has begun has the read timeout, not the idle one.
+  TestClient slow(server.port());
+  slow.send_raw("GET /x HTTP/1.1\r\n");
+  std::this_thread::sleep_for(500ms);
+  slow.send_raw("Host: h\r\n\r\n");
+  EXPECT_EQ(slow.read_response().result(), HttpStatus::ok);
+  EXPECT_TRUE(eventually([&] { return server.connections() == 0; }));
+}
+
+TEST(Server, AtTheConnectionLimitIdleAndHalfSentConnectionsCloseFirst) {
+  // Issue 13.1: 300 idle keep-alive clients took every file descriptor and a search timed out.
+  ServerOptions o = test_options();
+  o.max_connections = 4;
+  o.idle_timeout = 10s;
+  o.read_timeout = 10s;
+  Server server(o, echo);
+  ASSERT_TRUE(server.start().is_ok());
+  std::vector<std::unique_ptr<TestClient>> idle;
+  for (int i = 0; i < 3; ++i) {
+    idle.push_back(std::make_unique<TestClient>(server.port()));
+    ASSERT_EQ(idle.back()->request(Verb::get, "/x").result(), HttpStatus::ok);
+  }
+  TestClient half_sent(server.port());
+  half_sent.send_raw("POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nsome");
+  ASSERT_TRUE(eventually([&] { return server.connections() == 4; }));
+  // Many newcomers, each served at once; the least recently active connections make room.
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 6; ++i) {
+    TestClient newcomer(server.port());
+    EXPECT_EQ(newcomer.request(Verb::get, "/new").result(), HttpStatus::ok) << i;
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  EXPECT_TRUE(idle[0]->closed_by_server());  // the least recently active went first
+  EXPECT_TRUE(half_sent.closed_by_server());
+  EXPECT_TRUE(eventually([&] { return server.connections() <= 4; }));
+}
+
+TEST(Server, AtTheConnectionLimitWithEveryConnectionBusyANewOneIs503) {
+  std::atomic<bool> release{false};
+  std::atomic<int> entered{0};
+  ServerOptions o = test_options();
+  o.max_connections = 2;
+  o.read_timeout = 10s;
+  o.idle_timeout = 10s;
+  Server server(o, [&](const Request& request) {
+    ++entered;
+    while (!release) std::this_thread::sleep_for(1ms);
+    return echo(request);
+  });
+  ASSERT_TRUE(server.start().is_ok());
+  std::vector<std::thread> busy;
+  for (int i = 0; i < 2; ++i) {
+    busy.emplace_back([&] {
+      TestClient client(server.port());
+      EXPECT_EQ(client.request(Verb::get, "/slow").result(), HttpStatus::ok);
+    });
+  }
+  ASSERT_TRUE(eventually([&] { return entered == 2; }));
+  TestClient third(server.port());
+  auto r = third.read_response();  // answered without sending anything
+  EXPECT_EQ(r.result(), HttpStatus::service_unavailable);
+  EXPECT_EQ(nlohmann::json::parse(r.body())["error"]["code"], "too_many_connections");
+  EXPECT_TRUE(third.closed_by_server());
+  release = true;
+  for (auto& t : busy) t.join();
+}
+
+TEST(ServerOptions, TheConnectionLimitDerivesFromTheFdLimitWithAReserve) {
+  rlimit limit{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
+  ServerOptions o;
+  const std::size_t derived = o.connection_limit();
+  if (limit.rlim_cur != RLIM_INFINITY) {
+    const auto fds = static_cast<std::size_t>(limit.rlim_cur);
+    EXPECT_LE(derived, fds - std::min<std::size_t>(fds / 2, 256));
+    EXPECT_GE(derived, std::size_t{8});
+  }
+  o.max_connections = 17;
+  EXPECT_EQ(o.connection_limit(), 17u);
+  o.idle_timeout = o.read_timeout + 1ms;
+  EXPECT_NE(o.validate().message().find("idle_timeout"), std::string::npos);
 }
 
 TEST(ServerOptions, RejectsBadValues) {
