@@ -108,7 +108,7 @@ Response Api::Impl::handle(const Request& request) {
   if (status == 401) response.set(beast_http::field::www_authenticate, "Bearer");
   metrics.observe(method, route_pattern, status, seconds);
   if (status >= 500 && status != 503) {  // 503 (starting, draining, busy) is no failure of ours
-    spdlog::error("{} {} -> {}: {}", method, route_pattern, status, failure);
+    spdlog::error("{} {} -> {}: {}", method, route_pattern, status, printable(failure));
   }
   if (options.access_log) {
     spdlog::info("{} {} {} {:.3f}ms", method, route_pattern, status, seconds * 1e3);

@@ -392,8 +392,10 @@ void Server::Impl::run_handler(const Request& request, Response& response) {
     response = handler(request);
   } catch (const std::exception& e) {
     // Handlers do not throw by contract; this is the last line of defence.
-    spdlog::error("handler threw on {} {}: {}", std::string(request.method_string()),
-                  std::string(request.target()), e.what());
+    const auto method = request.method_string();
+    const auto target = request.target();
+    spdlog::error("handler threw on {} {}: {}", printable({method.data(), method.size()}),
+                  printable({target.data(), target.size()}), printable(e.what()));
     response =
         error_response(request, HttpStatus::internal_server_error, "internal", "internal error");
   }

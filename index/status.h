@@ -7,6 +7,7 @@
 
 #include <cassert>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
@@ -99,6 +100,11 @@ class [[nodiscard]] Result {
  private:
   std::variant<T, Status> state_;
 };
+
+// `text` made safe for a terminal or a log line: bytes that are not valid UTF-8, and control
+// characters other than tab, become \xNN (a corrupted file's header must not reach the terminal
+// raw).
+std::string printable(std::string_view text);
 
 }  // namespace semid
 

@@ -113,7 +113,7 @@ void run_serve(const ServeArgs& args) {
       spdlog::info("ready");
       return;
     }
-    spdlog::error("cannot open the collections: {}", status.to_string());
+    spdlog::error("cannot open the collections: {}", printable(status.to_string()));
     open_failed = true;
     kill(getpid(), SIGTERM);  // wakes sigwait() below
   });

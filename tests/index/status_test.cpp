@@ -22,6 +22,18 @@ Status check(int x) {
   return Status::ok();
 }
 
+TEST(Status, PrintableEscapesInvalidUtf8AndControlBytes) {
+  // Issue 13.6: `semid ingest` printed a corrupted model header's raw bytes to the terminal.
+  EXPECT_EQ(printable("plain text, tab\tkept"), "plain text, tab\tkept");
+  EXPECT_EQ(printable("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+            "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");  // valid UTF-8 stays
+  EXPECT_EQ(printable("last read: '\"\xff\xfe'"), "last read: '\"\\xff\\xfe'");
+  EXPECT_EQ(printable(std::string("a\0b\x1b[2J\n", 8)), "a\\x00b\\x1b[2J\\x0a");
+  EXPECT_EQ(printable("\xc0\xaf"), "\\xc0\\xaf");           // overlong '/'
+  EXPECT_EQ(printable("\xed\xa0\x80"), "\\xed\\xa0\\x80");  // a surrogate
+  EXPECT_EQ(printable("\xe2\x82"), "\\xe2\\x82");           // cut short
+}
+
 TEST(Status, OkAndErrorCarryCodeAndMessage) {
   EXPECT_TRUE(Status::ok().is_ok());
   EXPECT_EQ(Status::ok().to_string(), "OK");
