@@ -4,7 +4,7 @@
 //
 //   bench_load --port 8080 --collection glove --queries data/glove100/query.fvecs [--seconds 60]
 //              [--clients 4] [--write-fraction 0.1] [--update-fraction 0] [--delete-fraction 0]
-//              [--k 10]
+//              [--trie-next-fraction 0] [--k 10]
 //   bench_load --in-process --data-dir DIR --collection glove --queries Q [--seconds 10]
 //
 // Writes touch only ids the benchmark inserts (from 2^40 up), and it deletes them at the end.
@@ -59,13 +59,14 @@ std::string vector_json(const float* v, std::size_t d) {
 struct Args {
   std::string host = "127.0.0.1", collection, queries, data_dir, api_key;
   unsigned short port = 8080;
-  double seconds = 60, write_fraction = 0.1, update_fraction = 0, delete_fraction = 0;
+  double seconds = 60, write_fraction = 0.1, update_fraction = 0, delete_fraction = 0,
+         trie_next_fraction = 0;
   int clients = 4, k = 10;
   bool in_process = false;
 };
 
 void print_row(const char* what, Latencies& l, double seconds) {
-  std::printf("| %-22s | %9zu | %9.1f | %8.2f | %8.2f | %6llu |\n", what, l.ms.size(),
+  std::printf("| %-22s | %9zu | %9.1f | %8.3f | %8.3f | %6llu |\n", what, l.ms.size(),
               static_cast<double>(l.ms.size()) / seconds, l.percentile(0.5), l.percentile(0.99),
               static_cast<unsigned long long>(l.errors));
 }
@@ -98,9 +99,31 @@ Answer send(tcp::socket& socket, beast::flat_buffer& buffer, const Args& args,
 
 // What a client does: searches, inserts of new ids, updates of ids it inserted (a new vector, so a
 // new SID), deletes of ids it inserted.
-enum Op : std::size_t { kSearch, kInsert, kUpdate, kDelete, kOps };
+// trie/next asks for the next codes under a depth-1 prefix (a populated first code), what a
+// constrained decoder asks at its second step.
+enum Op : std::size_t { kSearch, kInsert, kUpdate, kDelete, kTrieNext, kOps };
 constexpr const char* kOpNames[kOps] = {"search (HTTP)", "insert (HTTP)", "update (HTTP)",
-                                        "delete (HTTP)"};
+                                        "delete (HTTP)", "trie/next d1 (HTTP)"};
+
+// The populated first codes of the collection (from trie/next at the root).
+std::vector<int> first_codes(tcp::socket& socket, beast::flat_buffer& buffer, const Args& args,
+                             const std::string& base) {
+  beast_http::request<beast_http::string_body> req{beast_http::verb::post, base + "/trie/next", 11};
+  req.set(beast_http::field::host, args.host);
+  req.set(beast_http::field::content_type, "application/json");
+  if (!args.api_key.empty()) req.set("api-key", args.api_key);
+  req.body() = R"({"prefix": []})";
+  req.prepare_payload();
+  beast_http::write(socket, req);
+  beast_http::response<beast_http::string_body> res;
+  beast_http::read(socket, buffer, res);
+  std::vector<int> codes;
+  const nlohmann::json answer = nlohmann::json::parse(res.body());
+  for (const auto& child : answer["result"]["next"]) {
+    codes.push_back(child["code"].get<int>());
+  }
+  return codes;
+}
 
 int run_http(const Args& args, const semid::FloatMatrix& queries) {
   const auto deadline = Clock::now() + std::chrono::duration<double>(args.seconds);
@@ -127,6 +150,9 @@ int run_http(const Args& args, const semid::FloatMatrix& queries) {
         totals[kSearch].errors++;
         return;
       }
+      const std::vector<int> codes = args.trie_next_fraction > 0
+                                         ? first_codes(socket, buffer, args, base)
+                                         : std::vector<int>();
       const auto upsert_body = [&](std::uint64_t id, const float* v) {
         return "{\"items\":[{\"id\":" + std::to_string(id) +
                ",\"vector\":" + vector_json(v, queries.cols) + "}]}";
@@ -134,15 +160,22 @@ int run_http(const Args& args, const semid::FloatMatrix& queries) {
       std::size_t q = static_cast<std::size_t>(c);
       while (Clock::now() < deadline) {
         const double r = coin(rng);
-        Op op = r < args.write_fraction                                                 ? kInsert
-                : r < args.write_fraction + args.update_fraction                        ? kUpdate
-                : r < args.write_fraction + args.update_fraction + args.delete_fraction ? kDelete
-                                                                                        : kSearch;
+        const double writes = args.write_fraction + args.update_fraction + args.delete_fraction;
+        Op op = r < args.write_fraction                          ? kInsert
+                : r < args.write_fraction + args.update_fraction ? kUpdate
+                : r < writes                                     ? kDelete
+                : r < writes + args.trie_next_fraction           ? kTrieNext
+                                                                 : kSearch;
+        if (op == kTrieNext && codes.empty()) op = kSearch;
         if ((op == kUpdate || op == kDelete) && inserted.empty()) op = kInsert;
         const float* v = queries.row(q % queries.rows);
         q += static_cast<std::size_t>(args.clients);
         Answer answer;
-        if (op == kSearch) {
+        if (op == kTrieNext) {
+          const int code = codes[q % codes.size()];
+          answer = send(socket, buffer, args, beast_http::verb::post, base + "/trie/next",
+                        "{\"prefix\":[" + std::to_string(code) + "]}");
+        } else if (op == kSearch) {
           answer = send(socket, buffer, args, beast_http::verb::post, base + "/search",
                         "{\"vector\":" + vector_json(v, queries.cols) +
                             ",\"k\":" + std::to_string(args.k) + "}");
@@ -191,10 +224,10 @@ int run_http(const Args& args, const semid::FloatMatrix& queries) {
   }
   for (auto& t : threads) t.join();
   std::printf(
-      "\nHTTP load: %d clients, %.0f s, %.0f%% inserts, %.0f%% updates, %.0f%% deletes, k=%d, "
-      "collection '%s'\n\n",
+      "\nHTTP load: %d clients, %.0f s, %.0f%% inserts, %.0f%% updates, %.0f%% deletes, %.0f%% "
+      "trie/next, k=%d, collection '%s'\n\n",
       args.clients, args.seconds, args.write_fraction * 100, args.update_fraction * 100,
-      args.delete_fraction * 100, args.k, args.collection.c_str());
+      args.delete_fraction * 100, args.trie_next_fraction * 100, args.k, args.collection.c_str());
   std::printf("| %-22s | %9s | %9s | %8s | %8s | %6s |\n", "operation", "requests", "QPS", "p50 ms",
               "p99 ms", "errors");
   std::printf(
@@ -238,6 +271,23 @@ int run_in_process(const Args& args, const semid::FloatMatrix& queries) {
     }
     one.ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
   }
+  // next_tokens under each populated depth-1 prefix, one at a time.
+  Latencies next;
+  if (args.trie_next_fraction > 0) {
+    auto root = (*collection)->next_tokens({{}});
+    if (root && !(*root)[0].empty()) {
+      const auto& children = (*root)[0];
+      const auto end = Clock::now() + std::chrono::duration<double>(args.seconds / 4);
+      for (std::size_t i = 0; Clock::now() < end; ++i) {
+        const std::vector<std::vector<std::int32_t>> prefix = {
+            {children[i % children.size()].code}};
+        const auto start = Clock::now();
+        auto found = (*collection)->next_tokens(prefix);
+        next.ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+        if (!found) ++next.errors;
+      }
+    }
+  }
   std::printf("\nin-process: the same queries one at a time on one thread, %.0f s\n\n",
               args.seconds);
   std::printf("| %-22s | %9s | %9s | %8s | %8s | %6s |\n", "operation", "requests", "QPS", "p50 ms",
@@ -245,7 +295,8 @@ int run_in_process(const Args& args, const semid::FloatMatrix& queries) {
   std::printf(
       "|------------------------|-----------|-----------|----------|----------|--------|\n");
   print_row("search (in-process)", one, args.seconds);
-  return one.errors == 0 ? 0 : 1;
+  if (!next.ms.empty()) print_row("trie/next d1 (in-proc)", next, args.seconds / 4);
+  return one.errors + next.errors == 0 ? 0 : 1;
 }
 
 }  // namespace
@@ -268,6 +319,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--delete-fraction", args.delete_fraction,
                  "Share of requests that delete an id this client inserted")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--trie-next-fraction", args.trie_next_fraction,
+                 "Share of requests that are trie/next under a depth-1 prefix (HTTP), and measure "
+                 "next_tokens in-process too")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--k", args.k)->capture_default_str()->check(CLI::Range(1, 1000));

@@ -43,7 +43,9 @@ Api::Impl::Impl(CollectionManager& collections, ApiOptions api_options)
   const std::string c = "/v1/collections/{name}";
   const std::vector<std::string> item_flags = {"with_vector", "with_payload"};
   add(Verb::get, "/healthz", Access::kPublic, &Impl::healthz);
+  infos.back().quick = true;
   add(Verb::get, "/readyz", Access::kPublic, &Impl::readyz);
+  infos.back().quick = true;
   add(Verb::get, "/metrics", Access::kRead, &Impl::prometheus);
   add(Verb::get, "/v1/collections", Access::kRead, &Impl::list_collections);
   add(Verb::put, c, Access::kWrite, &Impl::create_collection);
@@ -55,11 +57,13 @@ Api::Impl::Impl(CollectionManager& collections, ApiOptions api_options)
   add(Verb::get, c + "/items/{id}", Access::kRead, &Impl::get_item, item_flags);
   add(Verb::delete_, c + "/items/{id}", Access::kWrite, &Impl::delete_item);
   add(Verb::get, c + "/items/{id}/sid", Access::kRead, &Impl::item_sid);
+  infos.back().quick = true;
   add(Verb::get, c + "/items/{id}/reconstruction", Access::kRead, &Impl::item_reconstruction);
   add(Verb::post, c + "/items/{id}/similar", Access::kRead, &Impl::similar_items);
   add(Verb::post, c + "/search", Access::kRead, &Impl::search);
   add(Verb::post, c + "/encode", Access::kRead, &Impl::encode);
   add(Verb::post, c + "/trie/next", Access::kRead, &Impl::trie_next);
+  infos.back().quick = true;
   add(Verb::post, c + "/trie/items", Access::kRead, &Impl::trie_items);
   add(Verb::post, c + "/trie/resolve", Access::kRead, &Impl::trie_resolve);
   add(Verb::post, c + "/snapshots", Access::kWrite, &Impl::create_snapshot);
@@ -151,7 +155,7 @@ Response Api::Impl::route(const Request& request, std::string& route_pattern,
     }
   }
   const json body = parse_body(request);
-  Call call{request, match, body, query, HttpStatus::ok, std::nullopt};
+  Call call{request, match, body, query, HttpStatus::ok, std::nullopt, std::nullopt};
   json result = (this->*info.endpoint)(call);
   if (call.text) {
     Response response{HttpStatus::ok, request.version()};
@@ -163,6 +167,14 @@ Response Api::Impl::route(const Request& request, std::string& route_pattern,
     return response;
   }
   const double seconds = static_cast<double>(elapsed_micros(start)) / 1e6;
+  if (call.json_text) {
+    std::string text = "{\"result\":";
+    text += *call.json_text;
+    text += ",\"time\":";
+    text += json(seconds).dump();
+    text += '}';
+    return json_text_response(request, call.status, std::move(text));
+  }
   return json_response(request, call.status, {{"result", std::move(result)}, {"time", seconds}});
 }
 
@@ -265,6 +277,14 @@ Response Api::handle(const Request& request) { return impl_->handle(request); }
 
 Handler Api::handler() {
   return [this](const Request& request) { return handle(request); };
+}
+
+bool Api::is_quick(const Request& request) const {
+  if (request.body().size() > 4096) return false;
+  const std::string_view target = to_std(request.target());
+  const Router::Match match =
+      impl_->router.match(request.method(), target.substr(0, target.find('?')));
+  return match.outcome == Router::Match::Outcome::kFound && impl_->infos[match.route->tag].quick;
 }
 
 void Api::set_readiness(Readiness readiness) { impl_->readiness = readiness; }

@@ -121,6 +121,10 @@ class Api {
   Response handle(const Request& request);
   // handle() as a Server handler; the Api must outlive the server.
   Handler handler();
+  // Whether `request` is one of the cheap in-memory reads (health probes, trie/next, an item's
+  // SID) with a small body, which a server may answer on its I/O thread instead of handing it to
+  // the worker pool: the hand-off's two thread wake-ups cost more than the answer.
+  bool is_quick(const Request& request) const;
 
   void set_readiness(Readiness readiness);
   Readiness readiness() const;

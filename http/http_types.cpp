@@ -3,12 +3,17 @@
 namespace semid::http {
 
 Response json_response(const Request& request, HttpStatus status, const nlohmann::json& body) {
+  // Replace invalid UTF-8 rather than throwing: payloads come from users.
+  return json_text_response(request, status,
+                            body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+Response json_text_response(const Request& request, HttpStatus status, std::string body) {
   Response response{status, request.version()};
   response.set(beast_http::field::server, "semid");
   response.set(beast_http::field::content_type, "application/json");
   response.keep_alive(request.keep_alive());
-  // Replace invalid UTF-8 rather than throwing: payloads come from users.
-  response.body() = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  response.body() = std::move(body);
   response.prepare_payload();
   return response;
 }

@@ -25,6 +25,8 @@ using Handler = std::function<Response(const Request&)>;
 
 // A response with a JSON body and the request's HTTP version and keep-alive.
 Response json_response(const Request& request, HttpStatus status, const nlohmann::json& body);
+// The same headers around `body`, JSON its caller has already serialised (valid UTF-8).
+Response json_text_response(const Request& request, HttpStatus status, std::string body);
 
 // {"error": {"code": code, "message": message}} with `status`.
 Response error_response(const Request& request, HttpStatus status, const std::string& code,

@@ -294,6 +294,11 @@ class Session : public Server::Impl::Connection, public std::enable_shared_from_
     auto request = std::make_shared<Request>(parser_->release());
     auto self = shared_from_this();
     ++server_->in_flight;
+    if (server_->options.run_inline && server_->options.run_inline(*request)) {
+      Response response;
+      server_->run_handler(*request, response);
+      return write(std::move(response), /*counts_in_flight=*/true);
+    }
     asio::post(server_->workers, [self, request] {
       Response response;
       self->server_->run_handler(*request, response);

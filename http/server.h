@@ -54,6 +54,10 @@ struct ServerOptions {
   // After writing an answer of at least this many bytes, glibc's malloc_trim hands the freed
   // pages back to the system (on a worker thread); 0: never. Default: 4 MiB.
   std::size_t trim_after_bytes = std::size_t{4} << 20;
+  // Requests for which this is true are answered on the I/O thread that read them, not handed to
+  // the worker pool (for microsecond reads: the hand-off costs two thread wake-ups). Must be
+  // cheap and never block. Default: none (every request goes to the pool).
+  std::function<bool(const Request&)> run_inline;
   // Deadline for writing one response. Default: 30 s.
   std::chrono::milliseconds write_timeout = std::chrono::seconds(30);
   // How long stop() waits for in-flight requests. Default: 10 s.

@@ -78,17 +78,19 @@ Status SidTrie::validate_full_sid(std::span<const std::int32_t> sid, const char*
 Status SidTrie::insert(std::span<const std::int32_t> sid, std::uint64_t item_id) {
   SEMID_RETURN_IF_ERROR(validate_full_sid(sid, "insert"));
   std::array<std::uint32_t, 16> path{};
+  std::array<std::size_t, 16> edge_at{};  // the edge taken at each depth, by index
   std::uint32_t node = 0;
   for (std::size_t depth = 0; depth < sid.size(); ++depth) {
     path[depth] = node;
     auto& edges = inner_[node].children;
     auto it = lower_bound_code(edges, sid[depth]);
+    edge_at[depth] = static_cast<std::size_t>(it - edges.begin());
     if (it == edges.end() || it->code != sid[depth]) {
-      const std::size_t at = static_cast<std::size_t>(it - edges.begin());
       // Allocation may grow inner_, so `edges` is not used past this point.
       const std::uint32_t child = depth + 1 == sid.size() ? allocate_leaf() : allocate_inner();
       auto& fresh = inner_[node].children;
-      fresh.insert(fresh.begin() + static_cast<std::ptrdiff_t>(at), Edge{sid[depth], child});
+      fresh.insert(fresh.begin() + static_cast<std::ptrdiff_t>(edge_at[depth]),
+                   Edge{sid[depth], child});
       node = child;
     } else {
       node = it->node;
@@ -100,7 +102,11 @@ Status SidTrie::insert(std::span<const std::int32_t> sid, std::uint64_t item_id)
     return Status::already_exists("item " + std::to_string(item_id) + " is already on this SID");
   }
   items.insert(it, item_id);
-  for (std::size_t depth = 0; depth < sid.size(); ++depth) ++inner_[path[depth]].count;
+  for (std::size_t depth = 0; depth < sid.size(); ++depth) {
+    Inner& parent = inner_[path[depth]];
+    ++parent.count;
+    ++parent.children[edge_at[depth]].count;
+  }
   return Status::ok();
 }
 
@@ -132,9 +138,9 @@ Status SidTrie::erase(std::span<const std::int32_t> sid, std::uint64_t item_id) 
   for (std::size_t depth = sid.size(); depth-- > 0;) {
     Inner& parent = inner_[path[depth]];
     --parent.count;
-    if (child_emptied) {
-      parent.children.erase(lower_bound_code(parent.children, sid[depth]));
-    }
+    const auto edge = lower_bound_code(parent.children, sid[depth]);
+    --edge->count;
+    if (child_emptied) parent.children.erase(edge);
     child_emptied = depth > 0 && parent.count == 0;
     if (child_emptied) {
       parent.children.shrink_to_fit();
@@ -165,7 +171,7 @@ Result<std::vector<SidTrie::Child>> SidTrie::children(std::span<const std::int32
   const auto& edges = inner_[node].children;
   out.reserve(edges.size());
   for (const Edge& edge : edges) {
-    out.push_back({edge.code, count_of(edge.node, prefix.size() + 1)});
+    out.push_back({edge.code, edge.count});
   }
   return out;
 }

@@ -90,8 +90,11 @@ class SidTrie {
 
  private:
   struct Edge {
-    std::int32_t code;
-    std::uint32_t node;  // index into inner_ (depth < levels) or leaves_ (depth == levels)
+    std::int32_t code = 0;
+    std::uint32_t node = 0;  // index into inner_ (depth < levels) or leaves_ (depth == levels)
+    // Items under this edge, kept beside the code so that children() reads one contiguous array
+    // instead of a node scattered in memory per child (the cache misses dominated trie/next).
+    std::uint64_t count = 0;
   };
   struct Inner {
     std::uint64_t count = 0;

@@ -84,6 +84,9 @@ void run_serve(const ServeArgs& args) {
   server_options.body_limit = args.body_limit;
   server_options.max_connections = args.max_connections;
   server_options.trim_after_bytes = args.trim_after_bytes;
+  server_options.run_inline = [&api](const http::Request& request) {
+    return api.is_quick(request);
+  };
   server_options.idle_timeout = std::chrono::milliseconds(std::llround(args.idle_timeout_s * 1e3));
   server_options.read_timeout = std::chrono::milliseconds(std::llround(args.read_timeout_s * 1e3));
   throw_if_error(server_options.validate());

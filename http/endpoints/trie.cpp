@@ -27,21 +27,44 @@ json Api::Impl::trie_next(Call& call) {
     }
   }
   const auto children = value_or_throw(collection->next_tokens(prefixes));
-  json out = json::array();
+  // Called at every decoding step: written straight to text (the json values it used to build
+  // cost ~0.7 us a child in allocations), in the key order json would give.
+  std::string out;
+  out.reserve(64 + 24 * (children.empty() ? 0 : children[0].size()) * prefixes.size());
+  const auto append_number = [&out](std::uint64_t value) {
+    char digits[24];
+    const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
+    out.append(digits, end);
+  };
+  if (many != nullptr) out += '[';
   for (std::size_t i = 0; i < prefixes.size(); ++i) {
-    json next = json::array();
     std::uint64_t count = 0;
-    for (const SidTrie::Child& child : children[i]) {
-      next.push_back({{"code", child.code}, {"count", child.count}});
-      count += child.count;
-    }
+    for (const SidTrie::Child& child : children[i]) count += child.count;
     // A full SID has no next codes; its count is the size of its collision group.
     if (prefixes[i].size() == static_cast<std::size_t>(levels)) {
       count = value_or_throw(collection->count(prefixes[i]));
     }
-    out.push_back({{"prefix", prefixes[i]}, {"count", count}, {"next", std::move(next)}});
+    if (i > 0) out += ',';
+    out += "{\"count\":";
+    append_number(count);
+    out += ",\"next\":[";
+    for (std::size_t j = 0; j < children[i].size(); ++j) {
+      out += j > 0 ? ",{\"code\":" : "{\"code\":";
+      append_number(static_cast<std::uint64_t>(children[i][j].code));
+      out += ",\"count\":";
+      append_number(children[i][j].count);
+      out += '}';
+    }
+    out += "],\"prefix\":[";
+    for (std::size_t j = 0; j < prefixes[i].size(); ++j) {
+      if (j > 0) out += ',';
+      append_number(static_cast<std::uint64_t>(prefixes[i][j]));
+    }
+    out += "]}";
   }
-  return one != nullptr ? out[0] : out;
+  if (many != nullptr) out += ']';
+  call.json_text = std::move(out);
+  return nullptr;
 }
 
 json Api::Impl::trie_items(Call& call) {

@@ -46,6 +46,9 @@ struct Call {
   // Endpoints may change the success status (201) or answer plain text instead of JSON.
   HttpStatus status = HttpStatus::ok;
   std::optional<std::string> text;
+  // A hot endpoint may answer its result as serialised JSON instead (skipping the json values
+  // whose allocations dominate a small answer); the endpoint then returns null.
+  std::optional<std::string> json_text;
 };
 
 // How a search is to be run and answered.
@@ -183,6 +186,8 @@ struct Api::Impl {
     Endpoint endpoint;
     // Query parameters the endpoint reads; any other is a 400.
     std::vector<std::string> query_params;
+    // A microsecond read of memory (see Api::is_quick).
+    bool quick = false;
   };
 
   Impl(CollectionManager& collections, ApiOptions api_options);
