@@ -9,8 +9,9 @@
 //   connection that is idle or mid-request is closed for the new one.
 // - Requests of one connection are answered in order, one at a time: a pipelining client's later
 //   requests wait in the socket buffer (the pipelining cap is 1 in flight per connection).
-// - Handlers run on a worker pool, never on the I/O threads: encoding and search do not stall
-//   accepting or reading.
+// - Handlers run on a worker pool, not on the I/O threads: encoding and search do not stall
+//   accepting or reading. Only what ServerOptions::run_inline picks (microsecond reads of memory)
+//   is answered on the I/O thread that read it.
 // - stop(): stop accepting, answer 503 to new requests on open connections, wait for in-flight
 //   requests up to `shutdown_grace`, then close everything.
 #pragma once
