@@ -245,7 +245,6 @@ json Api::Impl::item_json(const storage::Item& item, bool with_vector, bool with
   return out;
 }
 
-// get_many in chunks the store accepts.
 std::vector<std::optional<storage::Item>> Api::Impl::get_items(const Collection& collection,
                                                                std::span<const std::uint64_t> ids,
                                                                ResponseBudget& budget,
@@ -253,16 +252,13 @@ std::vector<std::optional<storage::Item>> Api::Impl::get_items(const Collection&
                                                                bool with_payload) const {
   std::vector<std::optional<storage::Item>> items;
   items.reserve(ids.size());
-  // Small chunks bound what is read before the budget is checked (payloads may be large).
-  const std::size_t chunk = std::min<std::size_t>(64, collection.options().max_batch_items);
-  for (std::size_t first = 0; first < ids.size(); first += chunk) {
-    auto part = value_or_throw(
-        collection.get_many(ids.subspan(first, std::min(chunk, ids.size() - first))));
+  fetch_in_chunks(collection, ids, [&](auto, auto& part) {
     for (auto& item : part) {
       if (item) budget.charge(item_json_bytes(*item, with_vector, with_payload));
       items.push_back(std::move(item));
     }
-  }
+    return true;
+  });
   return items;
 }
 

@@ -103,7 +103,6 @@ struct Server::Impl {
   std::size_t connection_limit = options.connection_limit();
   std::mutex connections_mutex;
   std::list<std::weak_ptr<Connection>> connections;
-  std::size_t open_connections = 0;
   asio::io_context ioc;
   tcp::acceptor acceptor;
   asio::thread_pool workers;
@@ -127,7 +126,7 @@ struct Server::Impl {
 
 bool Server::Impl::admit(const std::shared_ptr<Connection>& connection) {
   std::lock_guard lock(connections_mutex);
-  if (open_connections >= connection_limit) {
+  if (connections.size() >= connection_limit) {
     // Close the least recently active connection that is not being answered.
     std::shared_ptr<Connection> victim;
     for (auto it = connections.begin(); it != connections.end(); ++it) {
@@ -143,7 +142,6 @@ bool Server::Impl::admit(const std::shared_ptr<Connection>& connection) {
     victim->evict();
   }
   connection->place = connections.insert(connections.end(), connection);
-  ++open_connections;
   return true;
 }
 
@@ -155,7 +153,6 @@ void Server::Impl::touch(Connection& connection) {
 void Server::Impl::forget(Connection& connection) {
   std::lock_guard lock(connections_mutex);
   connections.erase(connection.place);
-  --open_connections;
 }
 
 namespace {
@@ -439,7 +436,7 @@ unsigned short Server::port() const { return impl_->port; }
 std::size_t Server::in_flight() const { return impl_->in_flight; }
 std::size_t Server::connections() const {
   std::lock_guard lock(impl_->connections_mutex);
-  return impl_->open_connections;
+  return impl_->connections.size();
 }
 bool Server::draining() const { return impl_->draining; }
 

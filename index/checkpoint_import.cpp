@@ -189,6 +189,25 @@ Status check_mirrored(const std::vector<LinearLayer>& encoder,
   return Status::ok();
 }
 
+// `layers` under semid's mlp parameter names (`part`.0, `part`.2, ...: Linear layers with an
+// activation between); a layer without a bias tensor gets a zero bias.
+Status copy_mlp(const safetensors::Archive& archive, const std::vector<LinearLayer>& layers,
+                const std::string& part, std::map<std::string, safetensors::Tensor>& tensors) {
+  for (std::size_t j = 0; j < layers.size(); ++j) {
+    const LinearLayer& layer = layers[j];
+    const std::string semid_name = part + "." + std::to_string(2 * j);
+    SEMID_ASSIGN_OR_RETURN(std::vector<float> w, archive.floats(layer.weight));
+    std::vector<float> b(static_cast<std::size_t>(layer.out));
+    if (!layer.bias.empty()) {
+      SEMID_ASSIGN_OR_RETURN(b, archive.floats(layer.bias));
+    }
+    tensors.emplace(semid_name + ".weight",
+                    safetensors::Tensor::from_floats({layer.out, layer.in}, w));
+    tensors.emplace(semid_name + ".bias", safetensors::Tensor::from_floats({layer.out}, b));
+  }
+  return Status::ok();
+}
+
 // semid's mlp architecture with `encoder`'s layer sizes (the decoder mirrors it), L levels of K
 // codes, the nearest codeword by L2 per level (beam 1).
 RqVaeConfig mlp_config(const std::vector<LinearLayer>& encoder, int L, std::int64_t K,
@@ -233,12 +252,18 @@ Status check_book(const safetensors::TensorView& view, const std::string& name, 
                                   "] (the encoder's output size), with the same K at every level");
 }
 
+// The L2 norm of row r of a [rows, cols] matrix.
+double row_norm(const std::vector<float>& m, std::int64_t r, std::int64_t cols) {
+  double sum = 0;
+  for (std::int64_t j = 0; j < cols; ++j) sum += double(m[r * cols + j]) * m[r * cols + j];
+  return std::sqrt(sum);
+}
+
 // Rows of a [rows, cols] matrix scaled to unit L2 norm (zero rows stay zero).
 void normalize_rows_in_place(std::vector<float>& m, std::int64_t rows, std::int64_t cols) {
   for (std::int64_t r = 0; r < rows; ++r) {
-    double norm = 0;
-    for (std::int64_t j = 0; j < cols; ++j) norm += double(m[r * cols + j]) * m[r * cols + j];
-    const auto scale = static_cast<float>(norm > 0 ? 1.0 / std::sqrt(norm) : 0.0);
+    const double norm = row_norm(m, r, cols);
+    const auto scale = static_cast<float>(norm > 0 ? 1.0 / norm : 0.0);
     for (std::int64_t j = 0; j < cols; ++j) m[r * cols + j] *= scale;
   }
 }
@@ -282,20 +307,8 @@ Result<std::unique_ptr<Quantizer>> import_lc_rec(const safetensors::Archive& arc
     tensors.emplace("codebook_" + std::to_string(level),
                     safetensors::Tensor::from_floats(view.shape, values));
   }
-  const auto copy_layers = [&](const std::vector<LinearLayer>& layers,
-                               const std::string& part) -> Status {
-    for (std::size_t j = 0; j < layers.size(); ++j) {
-      const std::string semid_name = part + "." + std::to_string(2 * j);
-      SEMID_ASSIGN_OR_RETURN(std::vector<float> w, archive.floats(layers[j].weight));
-      SEMID_ASSIGN_OR_RETURN(std::vector<float> b, archive.floats(layers[j].bias));
-      tensors.emplace(semid_name + ".weight",
-                      safetensors::Tensor::from_floats({layers[j].out, layers[j].in}, w));
-      tensors.emplace(semid_name + ".bias", safetensors::Tensor::from_floats({layers[j].out}, b));
-    }
-    return Status::ok();
-  };
-  SEMID_RETURN_IF_ERROR(copy_layers(encoder, "encoder"));
-  SEMID_RETURN_IF_ERROR(copy_layers(decoder, "decoder"));
+  SEMID_RETURN_IF_ERROR(copy_mlp(archive, encoder, "encoder", tensors));
+  SEMID_RETURN_IF_ERROR(copy_mlp(archive, decoder, "decoder", tensors));
   SEMID_RETURN_IF_ERROR(check_codebook_size(K, file));
   // get_indices takes the nearest codeword (L2) per level.
   RqVaeConfig config = mlp_config(encoder, L, K, Activation::kReLU);
@@ -310,8 +323,13 @@ Result<std::unique_ptr<Quantizer>> import_lc_rec(const safetensors::Archive& arc
 // are the codebooks, seen through out_proj: SimVQ's Linear (layers.{l}.out_proj.0.weight [e, e],
 // optional) and, at level 0 with codebook_normalize, an L2 normalisation; the nearest effective
 // codeword by squared L2 is taken and subtracted (its get_semantic_ids in eval mode).
+// Its encoder and decoder, the names that tell the layout apart ("layers." is also ResidualVQ's).
+bool is_rqvae_recommender_mlp_name(const std::string& name) {
+  return name.starts_with("encoder.mlp.") || name.starts_with("decoder.mlp.");
+}
+
 bool is_rqvae_recommender_name(const std::string& name) {
-  return name.starts_with("encoder.mlp.") || name.starts_with("decoder.mlp.") ||
+  return is_rqvae_recommender_mlp_name(name) ||
          (name.starts_with("layers.") &&
           (name.ends_with(".embedding.weight") || name.ends_with(".out_proj.0.weight")));
 }
@@ -426,18 +444,8 @@ Result<std::unique_ptr<Quantizer>> import_rqvae_recommender(const safetensors::A
                     safetensors::Tensor::from_floats({K, e}, book));
   }
   SEMID_RETURN_IF_ERROR(check_codebook_size(K, file));
-  for (const auto& [part, layers] : {std::pair{"encoder", &encoder}, {"decoder", &decoder}}) {
-    for (std::size_t j = 0; j < layers->size(); ++j) {
-      const LinearLayer& layer = (*layers)[j];
-      SEMID_ASSIGN_OR_RETURN(std::vector<float> w, archive.floats(layer.weight));
-      const std::string semid_name = std::string(part) + "." + std::to_string(2 * j);
-      tensors.emplace(semid_name + ".weight",
-                      safetensors::Tensor::from_floats({layer.out, layer.in}, w));
-      tensors.emplace(semid_name + ".bias",
-                      safetensors::Tensor::from_floats(
-                          {layer.out}, std::vector<float>(static_cast<std::size_t>(layer.out))));
-    }
-  }
+  SEMID_RETURN_IF_ERROR(copy_mlp(archive, encoder, "encoder", tensors));
+  SEMID_RETURN_IF_ERROR(copy_mlp(archive, decoder, "decoder", tensors));
   RqVaeConfig config = mlp_config(encoder, L, K, Activation::kSiLU);
   // Its decoder's output is a unit vector: a cosine model, fed the raw input.
   config.metric = Metric::kCosine;
@@ -622,6 +630,24 @@ const char* checkpoint_format_name(CheckpointFormat format) {
   return "auto";
 }
 
+namespace {
+
+// The config.json beside `weights` (null when there is none); InvalidArgument when it is not a
+// JSON object.
+Result<nlohmann::json> config_beside(const std::string& weights) {
+  const fs::path path = fs::path(weights).parent_path() / "config.json";
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return nlohmann::json(nullptr);
+  SEMID_ASSIGN_OR_RETURN(const std::string text, read_file(path.string()));
+  nlohmann::json config = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (config.is_discarded() || !config.is_object()) {
+    return Status::invalid_argument(path.string() + " is not a JSON object");
+  }
+  return config;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Quantizer>> import_checkpoint(const std::string& source,
                                                      CheckpointFormat format,
                                                      const ImportOptions& options) {
@@ -656,13 +682,8 @@ Result<std::unique_ptr<Quantizer>> import_checkpoint(const std::string& source,
   const std::vector<std::string> names = archive.names();
   // A hub folder's config.json (PyTorchModelHubMixin writes the model's init arguments there).
   nlohmann::json folder_config = nullptr;
-  if (const fs::path path = fs::path(weights).parent_path() / "config.json";
-      folder && fs::exists(path, ec)) {
-    SEMID_ASSIGN_OR_RETURN(const std::string text, read_file(path.string()));
-    folder_config = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (folder_config.is_discarded() || !folder_config.is_object()) {
-      return Status::invalid_argument(path.string() + " is not a JSON object");
-    }
+  if (folder) {
+    SEMID_ASSIGN_OR_RETURN(folder_config, config_beside(weights));
   }
   const nlohmann::json base_source = {{"format", checkpoint_format_name(format)},
                                       {"file", fs::path(weights).filename().string()},
@@ -670,9 +691,7 @@ Result<std::unique_ptr<Quantizer>> import_checkpoint(const std::string& source,
                                       {"config", folder_config.is_null() ? extras : folder_config}};
   if (format == CheckpointFormat::kRqVaeRecommender ||
       (format == CheckpointFormat::kAuto &&
-       std::any_of(names.begin(), names.end(), [](const std::string& name) {
-         return name.starts_with("encoder.mlp.") || name.starts_with("decoder.mlp.");
-       }))) {
+       std::any_of(names.begin(), names.end(), is_rqvae_recommender_mlp_name))) {
     nlohmann::json source = base_source;
     source["format"] = "rqvae-recommender";
     return import_rqvae_recommender(archive, names, weights, std::move(source));
@@ -764,14 +783,17 @@ Result<std::unique_ptr<Quantizer>> import_checkpoint(const std::string& source,
     books.insert(books.end(), values.begin(), values.end());
   }
 
+  // The seed project reads config.json beside the weights, also when given the file itself.
   nlohmann::json source_config = nullptr;
-  const fs::path config_path = fs::path(weights).parent_path() / "config.json";
-  if (format == CheckpointFormat::kResidualQuantizer && fs::exists(config_path, ec)) {
-    SEMID_ASSIGN_OR_RETURN(const std::string text, read_file(config_path.string()));
-    source_config = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (source_config.is_discarded() || !source_config.is_object()) {
-      return Status::invalid_argument(config_path.string() + " is not a JSON object");
+  if (format == CheckpointFormat::kResidualQuantizer) {
+    if (folder) {
+      source_config = folder_config;
+    } else {
+      SEMID_ASSIGN_OR_RETURN(source_config, config_beside(weights));
     }
+  }
+  const fs::path config_path = fs::path(weights).parent_path() / "config.json";
+  if (format == CheckpointFormat::kResidualQuantizer && !source_config.is_null()) {
     for (const auto& [key, expected] : {std::pair<const char*, std::int64_t>{"num_layers", L},
                                         {"num_embeddings", K},
                                         {"embedding_dim", d}}) {
@@ -854,11 +876,9 @@ Status export_rqvae_recommender(const Quantizer& model, const std::string& out_d
     if (l == 0 && c.normalize_latent) {
       // RqVae normalises level 0's codebook with codebook_normalize; it must already be unit.
       for (std::int64_t k = 0; k < K; ++k) {
-        double norm = 0;
-        for (std::int64_t j = 0; j < e; ++j) norm += double(book[k * e + j]) * book[k * e + j];
-        if (std::abs(std::sqrt(norm) - 1.0) > 1e-4) {
+        if (const double norm = row_norm(book, k, e); std::abs(norm - 1.0) > 1e-4) {
           return refuse("level 0's codeword " + std::to_string(k) + " has norm " +
-                        std::to_string(std::sqrt(norm)) + " with the latent normalised");
+                        std::to_string(norm) + " with the latent normalised");
         }
       }
     }

@@ -29,21 +29,25 @@
 namespace semid::tools {
 namespace {
 
+// The flags bind to the server's and the API's own options, so their defaults (and the range
+// checks of their validate()) are the ones written there.
 struct ServeArgs {
   std::string data_dir;
-  std::string host = "127.0.0.1";
-  unsigned short port = 8080;
   std::string api_key;
   std::string read_only_key;
   bool sync = false;
-  int threads = 2;
-  std::size_t body_limit = std::size_t{32} << 20;
-  std::size_t max_connections = 0;
-  std::size_t max_response_bytes = std::size_t{32} << 20;
-  std::size_t trim_after_bytes = std::size_t{4} << 20;
-  double idle_timeout_s = 5;
-  double read_timeout_s = 30;
   bool no_access_log = false;
+  http::ServerOptions server;
+  http::ApiOptions api;
+  double idle_timeout_s = seconds(server.idle_timeout);
+  double read_timeout_s = seconds(server.read_timeout);
+
+  static double seconds(std::chrono::milliseconds ms) {
+    return static_cast<double>(ms.count()) / 1e3;
+  }
+  static std::chrono::milliseconds millis(double s) {
+    return std::chrono::milliseconds(std::llround(s * 1e3));
+  }
 };
 
 // The flag's value, else the environment variable's (keys on a command line show in `ps`).
@@ -69,32 +73,26 @@ void run_serve(const ServeArgs& args) {
   store.sync = args.sync;
   auto manager = value_or_throw(storage::CollectionManager::open(args.data_dir, store));
 
-  http::ApiOptions api_options;
+  http::ApiOptions api_options = args.api;
   api_options.api_key = key_from(args.api_key, "SEMID_API_KEY");
   api_options.read_only_key = key_from(args.read_only_key, "SEMID_READ_ONLY_KEY");
   api_options.access_log = !args.no_access_log;
-  api_options.max_response_bytes = args.max_response_bytes;
   throw_if_error(api_options.validate());
   http::Api api(*manager, api_options);
 
-  http::ServerOptions server_options;
-  server_options.host = args.host;
-  server_options.port = args.port;
-  server_options.worker_threads = args.threads;
-  server_options.body_limit = args.body_limit;
-  server_options.max_connections = args.max_connections;
-  server_options.trim_after_bytes = args.trim_after_bytes;
+  http::ServerOptions server_options = args.server;
   server_options.run_inline = [&api](const http::Request& request) {
     return api.is_quick(request);
   };
-  server_options.idle_timeout = std::chrono::milliseconds(std::llround(args.idle_timeout_s * 1e3));
-  server_options.read_timeout = std::chrono::milliseconds(std::llround(args.read_timeout_s * 1e3));
+  server_options.idle_timeout = ServeArgs::millis(args.idle_timeout_s);
+  server_options.read_timeout = ServeArgs::millis(args.read_timeout_s);
   throw_if_error(server_options.validate());
   http::Server server(server_options, api.handler());
   throw_if_error(server.start());
   spdlog::info(
       "semid serving {} on http://{}:{} ({} worker threads, at most {} connections, {}, {})",
-      args.data_dir, args.host, server.port(), args.threads, server_options.connection_limit(),
+      args.data_dir, server_options.host, server.port(), server_options.worker_threads,
+      server_options.connection_limit(),
       api_options.api_key.empty() && api_options.read_only_key.empty() ? "no API key"
                                                                        : "API key required",
       args.sync ? "fsync per write" : "WAL without fsync");
@@ -141,37 +139,38 @@ void register_serve_command(CLI::App& app) {
       ->add_option("--data-dir", args->data_dir,
                    "Data directory holding the collections (created when missing)")
       ->required();
-  serve->add_option("--host", args->host, "Address to bind")->capture_default_str();
-  serve->add_option("--port", args->port, "Port to bind (0: any free port)")->capture_default_str();
+  serve->add_option("--host", args->server.host, "Address to bind")->capture_default_str();
+  serve->add_option("--port", args->server.port, "Port to bind (0: any free port)")
+      ->capture_default_str();
   serve->add_option("--api-key", args->api_key,
                     "Key for every endpoint (default: $SEMID_API_KEY; none: open)");
   serve->add_option("--read-only-key", args->read_only_key,
                     "Key for read endpoints only (default: $SEMID_READ_ONLY_KEY)");
   serve->add_flag("--sync", args->sync,
                   "fsync the WAL after every write batch (survives power loss)");
-  serve->add_option("--threads", args->threads, "Worker threads running requests")
+  serve->add_option("--threads", args->server.worker_threads, "Worker threads running requests")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
-  serve->add_option("--body-limit", args->body_limit, "Largest request body in bytes (larger: 413)")
+  serve
+      ->add_option("--body-limit", args->server.body_limit,
+                   "Largest request body in bytes (larger: 413)")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 34));
   serve
-      ->add_option("--max-response-bytes", args->max_response_bytes,
+      ->add_option("--max-response-bytes", args->api.max_response_bytes,
                    "Largest answer body: larger answers are 422 response_too_large before they "
                    "are built, and trie/items pages are cut short with a cursor")
-      ->capture_default_str()
-      ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 34));
+      ->capture_default_str();
   serve
-      ->add_option("--trim-after-bytes", args->trim_after_bytes,
+      ->add_option("--trim-after-bytes", args->server.trim_after_bytes,
                    "After an answer this large, return freed memory to the system (malloc_trim; "
                    "0: never)")
       ->capture_default_str();
   serve
-      ->add_option("--max-connections", args->max_connections,
+      ->add_option("--max-connections", args->server.max_connections,
                    "Most open connections; at the limit the least recently active idle one is "
                    "closed for a new one (0: the fd limit less a reserve of min(limit/2, 256))")
-      ->capture_default_str()
-      ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 20));
+      ->capture_default_str();
   serve
       ->add_option("--idle-timeout", args->idle_timeout_s,
                    "Seconds a connection may wait for its next request's first byte")

@@ -98,16 +98,13 @@ json Api::Impl::delete_items(Call& call) {
   for (int attempt = 0; attempt < 8; ++attempt) {
     existing.clear();
     missing.clear();
-    // Only whether each id exists: chunks keep what is read (payloads too) small.
-    constexpr std::size_t kChunk = 64;
-    for (std::size_t first = 0; first < ids.size(); first += kChunk) {
-      const auto chunk =
-          std::span<const std::uint64_t>(ids).subspan(first, std::min(kChunk, ids.size() - first));
-      const auto items = value_or_throw(collection->get_many(chunk));
-      for (std::size_t i = 0; i < chunk.size(); ++i) {
-        (items[i] ? existing : missing).push_back(chunk[i]);
+    // Only whether each id exists, so nothing of the items is kept.
+    fetch_in_chunks(*collection, ids, [&](auto part, const auto& items) {
+      for (std::size_t i = 0; i < part.size(); ++i) {
+        (items[i] ? existing : missing).push_back(part[i]);
       }
-    }
+      return true;
+    });
     const Status status = existing.empty() ? Status::ok() : collection->remove(existing);
     if (status) break;
     if (status.code() != Status::Code::kNotFound || attempt == 7) throw_status(status);

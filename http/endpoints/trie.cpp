@@ -85,37 +85,36 @@ json Api::Impl::trie_items(Call& call) {
   ResponseBudget budget(options.max_response_bytes,
                         "one item's payload alone is larger; list with \"with_payload\": false");
   json list = json::array();
-  constexpr std::size_t kChunk = 64;
   std::size_t kept = 0;
-  bool cut = false;
-  for (std::size_t first = 0; first < page.items.size() && !cut; first += kChunk) {
-    const std::size_t count = std::min(kChunk, page.items.size() - first);
-    std::vector<std::optional<storage::Item>> items;
-    if (with_payload) {
-      std::vector<std::uint64_t> ids;
-      for (std::size_t i = first; i < first + count; ++i) ids.push_back(page.items[i].id);
-      items = value_or_throw(collection->get_many(ids));
-    }
-    for (std::size_t i = 0; i < count; ++i) {
-      const storage::ScanEntry& entry = page.items[first + i];
-      const std::size_t bytes =
-          96 + 8 * entry.sid.size() + (with_payload && items[i] ? items[i]->payload.size() : 0);
-      if (kept > 0 && !budget.fits(bytes)) {
-        cut = true;
-        break;
+  // A row without its payload; with payloads, they are read in chunks alongside.
+  const auto add_row = [&](const storage::ScanEntry& entry, const storage::Item* item) {
+    const std::size_t bytes = 96 + 8 * entry.sid.size() + (item ? item->payload.size() : 0);
+    if (kept > 0 && !budget.fits(bytes)) return false;
+    budget.charge(bytes);  // throws only for a first item over the limit
+    json row = {{"id", entry.id}, {"sid", entry.sid}, {"collision_suffix", entry.collision_suffix}};
+    if (with_payload)
+      row["payload"] = item ? payload_json(item->payload, options.max_json_depth) : json();
+    list.push_back(std::move(row));
+    ++kept;
+    return true;
+  };
+  if (with_payload) {
+    std::vector<std::uint64_t> ids;
+    for (const auto& entry : page.items) ids.push_back(entry.id);
+    fetch_in_chunks(*collection, ids, [&](auto, const auto& items) {
+      for (const auto& item : items) {
+        if (!add_row(page.items[kept], item ? &*item : nullptr)) return false;
       }
-      budget.charge(bytes);  // throws only for a first item over the limit
-      json row = {
-          {"id", entry.id}, {"sid", entry.sid}, {"collision_suffix", entry.collision_suffix}};
-      if (with_payload) {
-        row["payload"] =
-            items[i] ? payload_json(items[i]->payload, options.max_json_depth) : json();
-      }
-      list.push_back(std::move(row));
-      ++kept;
+      return true;
+    });
+  } else {
+    for (const auto& entry : page.items) {
+      if (!add_row(entry, nullptr)) break;
     }
   }
-  if (cut) page.next_cursor = value_or_throw(collection->cursor_after(page.items[kept - 1]));
+  if (kept < page.items.size()) {  // cut short: resume after the last row kept
+    page.next_cursor = value_or_throw(collection->cursor_after(page.items[kept - 1]));
+  }
   return {{"items", std::move(list)},
           {"next_cursor", page.next_cursor.empty() ? json() : json(page.next_cursor)}};
 }

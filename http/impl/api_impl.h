@@ -179,6 +179,19 @@ inline std::size_t item_json_bytes(const storage::Item& item, bool with_vector, 
          (with_payload ? item.payload.size() + 8 : 0) + (with_vector ? 16 * item.vector.size() : 0);
 }
 
+// Calls each(ids_chunk, items_chunk) over `ids` read with get_many in small chunks, so that what
+// is read at once stays small (payloads may be large), until `each` returns false.
+template <typename Each>
+void fetch_in_chunks(const Collection& collection, std::span<const std::uint64_t> ids,
+                     Each&& each) {
+  const std::size_t chunk = std::min<std::size_t>(64, collection.options().max_batch_items);
+  for (std::size_t first = 0; first < ids.size(); first += chunk) {
+    const auto part = ids.subspan(first, std::min(chunk, ids.size() - first));
+    auto items = value_or_throw(collection.get_many(part));
+    if (!each(part, items)) return;
+  }
+}
+
 struct Api::Impl {
   using Endpoint = json (Impl::*)(Call&);
   struct RouteInfo {

@@ -71,6 +71,18 @@ class ApiTest : public ::testing::Test {
     EXPECT_EQ(r[beast_http::field::content_type], "application/json");
   }
 
+  // An API whose answers may take at most `max_response_bytes`, over "docs" holding items
+  // 0..kItems-1 with payloads of about 1,000 bytes each.
+  void create_padded_docs(std::size_t max_response_bytes) {
+    ApiOptions options;
+    options.max_response_bytes = max_response_bytes;
+    make_api(options);
+    result(Verb::put, kDocs, {{"model", model_path_}}, 201);
+    json body = testing::items_body(0, kItems);
+    for (json& item : body["items"]) item["payload"]["pad"] = std::string(1000, 'x');
+    ASSERT_EQ(result(Verb::put, kDocs + "/items", body)["upserted"], kItems);
+  }
+
   // Collection "docs" with items 0..kItems-1.
   void create_docs() {
     result(Verb::put, kDocs, {{"model", model_path_}}, 201);
@@ -236,20 +248,9 @@ TEST_F(ApiTest, LimitsAreEnforcedAs422) {
   expect_error(call(Verb::post, kDocs + "/trie/items", {{"limit", 8}}), 422, "invalid_value");
 }
 
-// Items 0..n-1 of "docs" with payloads of about `bytes` bytes each.
-json padded_items(std::size_t n, std::size_t bytes) {
-  json body = testing::items_body(0, n);
-  for (json& item : body["items"]) item["payload"]["pad"] = std::string(bytes, 'x');
-  return body;
-}
-
 TEST_F(ApiTest, AnswersOverTheResponseLimitAre422BeforeTheyAreBuilt) {
   // Issue 13.3: a 47-byte request made a 101 MB answer; 30 of them took 2.8 GiB.
-  ApiOptions options;
-  options.max_response_bytes = 64 << 10;
-  make_api(options);
-  result(Verb::put, kDocs, {{"model", model_path_}}, 201);
-  ASSERT_EQ(result(Verb::put, kDocs + "/items", padded_items(kItems, 1000))["upserted"], kItems);
+  create_padded_docs(64 << 10);
   std::vector<int> all(kItems);
   for (std::size_t i = 0; i < kItems; ++i) all[i] = static_cast<int>(i);
   const Response big = call(Verb::post, kDocs + "/items/retrieve", {{"ids", all}});
@@ -279,11 +280,8 @@ TEST_F(ApiTest, AnswersOverTheResponseLimitAre422BeforeTheyAreBuilt) {
 }
 
 TEST_F(ApiTest, TriePagesAreCutShortWithACursorUnderTheResponseLimit) {
-  ApiOptions options;
-  options.max_response_bytes = 32 << 10;
-  make_api(options);
-  result(Verb::put, kDocs, {{"model", model_path_}}, 201);
-  ASSERT_EQ(result(Verb::put, kDocs + "/items", padded_items(kItems, 1000))["upserted"], kItems);
+  constexpr std::size_t kLimit = 32 << 10;
+  create_padded_docs(kLimit);
   std::set<std::uint64_t> seen;
   json cursor = nullptr;
   int pages = 0;
@@ -292,7 +290,7 @@ TEST_F(ApiTest, TriePagesAreCutShortWithACursorUnderTheResponseLimit) {
     if (!cursor.is_null()) body["cursor"] = cursor;
     const Response r = call(Verb::post, kDocs + "/trie/items", body);
     ASSERT_EQ(r.result_int(), 200u) << r.body().substr(0, 300);
-    EXPECT_LE(r.body().size(), options.max_response_bytes);
+    EXPECT_LE(r.body().size(), kLimit);
     const json page = json::parse(r.body())["result"];
     EXPECT_FALSE(page["items"].empty());
     for (const json& item : page["items"]) {
