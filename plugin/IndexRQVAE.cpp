@@ -77,7 +77,8 @@ IndexRQVAE::IndexRQVAE(idx_t d, const RqVaeConfig& config, faiss::MetricType met
     : faiss::IndexFlatCodes(0, d, metric),
       config_(checked_config(d, config, metric)),
       codec_(make_codec(config_)),
-      trie_(make_trie(codec_)) {
+      trie_(make_trie(codec_)),
+      reconstructions_(static_cast<std::size_t>(d), codec_.sid_bytes()) {
   code_size = codec_.sid_bytes();
   is_trained = false;
   clear_item_index();
@@ -87,7 +88,8 @@ IndexRQVAE::IndexRQVAE(std::shared_ptr<const Quantizer> model)
     : faiss::IndexFlatCodes(0, require_model(model).dim(), metric_of(model->metric())),
       config_(config_of(*model)),
       codec_(make_codec(config_)),
-      trie_(make_trie(codec_)) {
+      trie_(make_trie(codec_)),
+      reconstructions_(static_cast<std::size_t>(d), codec_.sid_bytes()) {
   code_size = codec_.sid_bytes();
   clear_item_index();
   set_model(std::move(model));
@@ -111,6 +113,7 @@ void IndexRQVAE::set_model(std::shared_ptr<const Quantizer> model) {
   }
   config_ = config_of(*model);
   model_ = std::move(model);
+  reconstructions_.clear();  // rows of the previous model
   is_trained = true;
 }
 
@@ -203,6 +206,8 @@ void IndexRQVAE::append_items(idx_t n, const std::uint8_t* codes_in, const idx_t
   const auto latent = static_cast<std::size_t>(latent_dim_);
   codes.insert(codes.end(), codes_in, codes_in + static_cast<std::size_t>(n) * code_size);
   if (with_ids) ids_.insert(ids_.end(), xids, xids + n);
+  // A batch that is a good part of the index is grouped by one sort instead of one insertion each.
+  const bool bulk = n >= kBulkGrouping && n * 4 >= ntotal + n;
   std::vector<std::int32_t> sid(L);
   std::vector<float> sum(latent);
   for (idx_t i = 0; i < n; ++i) {
@@ -213,21 +218,24 @@ void IndexRQVAE::append_items(idx_t n, const std::uint8_t* codes_in, const idx_t
       for (std::size_t j = 0; j < latent; ++j) sum[j] += word[j];
     }
     item_norms_.push_back(faiss::fvec_norm_L2sqr(sum.data(), latent));
-    index_item(static_cast<std::size_t>(ntotal + i), sid.data());
+    index_item(static_cast<std::size_t>(ntotal + i), sid.data(), /*group=*/!bulk);
   }
   ntotal += n;
+  if (bulk) groups_.build(static_cast<std::size_t>(ntotal), codes.data(), item_norms_.data());
+  reconstructions_.resize(static_cast<std::size_t>(ntotal), reconstruction_cache_bytes_);
 }
 
-void IndexRQVAE::index_item(std::size_t position, const std::int32_t* sid) {
+void IndexRQVAE::set_reconstruction_cache_bytes(std::size_t bytes) {
+  reconstruction_cache_bytes_ = bytes;
+  reconstructions_.resize(static_cast<std::size_t>(ntotal), bytes);
+}
+
+void IndexRQVAE::index_item(std::size_t position, const std::int32_t* sid, bool group) {
   check(trie_.insert({sid, static_cast<std::size_t>(levels())}, position), "trie insert");
-  Level1Group& group = level1_groups_[static_cast<std::size_t>(sid[0])];
-  const float norm = item_norms_[position];
-  group.min_norm = group.positions.empty() ? norm : std::min(group.min_norm, norm);
-  group_slots_.push_back(static_cast<std::uint32_t>(group.positions.size()));
-  group.positions.push_back(static_cast<std::uint32_t>(position));
-  group.norms.push_back(norm);
-  const std::uint8_t* code = codes.data() + position * code_size;
-  group.tails.insert(group.tails.end(), code + codec_.bytes_per_level(), code + code_size);
+  if (group) {
+    groups_.insert(static_cast<std::uint32_t>(position), codes.data() + position * code_size,
+                   item_norms_[position]);
+  }
   if (has_ids_ && distinct_ids_ && !positions_.emplace(ids_[position], position).second) {
     distinct_ids_ = false;  // a repeated id: removal compacts, ties go by position
     positions_.clear();
@@ -236,8 +244,8 @@ void IndexRQVAE::index_item(std::size_t position, const std::int32_t* sid) {
 
 void IndexRQVAE::clear_item_index() {
   trie_.clear();
-  level1_groups_.assign(static_cast<std::size_t>(codebook_size()), {});
-  group_slots_.clear();
+  groups_.reset(static_cast<std::size_t>(codebook_size()), static_cast<std::size_t>(levels()),
+                codec_.bytes_per_level());
   positions_.clear();
   distinct_ids_ = true;
 }
@@ -247,40 +255,24 @@ void IndexRQVAE::rebuild_item_index() {
   std::vector<std::int32_t> sid(static_cast<std::size_t>(levels()));
   for (idx_t i = 0; i < ntotal; ++i) {
     codec_.unpack(codes.data() + i * code_size, sid.data());
-    index_item(static_cast<std::size_t>(i), sid.data());
+    index_item(static_cast<std::size_t>(i), sid.data(), /*group=*/false);
   }
+  groups_.build(static_cast<std::size_t>(ntotal), codes.data(), item_norms_.data());
 }
 
 void IndexRQVAE::remove_position(std::size_t position) {
   const auto L = static_cast<std::size_t>(levels());
   const auto last = static_cast<std::size_t>(ntotal - 1);
-  const std::size_t tail_size = code_size - codec_.bytes_per_level();
   std::array<std::int32_t, SidKeyCodec::kMaxLevels> sid{};
   codec_.unpack(codes.data() + position * code_size, sid.data());
   check(trie_.erase({sid.data(), L}, position), "trie erase");
-  // Out of its level-1 group: the group's last entry takes its entry. The group's min_norm stays:
-  // a lower bound is still a bound (the scan may visit the group a little earlier).
-  Level1Group& group = level1_groups_[static_cast<std::size_t>(sid[0])];
-  const std::size_t slot = group_slots_[position];
-  const std::size_t end = group.positions.size() - 1;
-  if (slot != end) {
-    group.positions[slot] = group.positions[end];
-    group.norms[slot] = group.norms[end];
-    std::memcpy(group.tails.data() + slot * tail_size, group.tails.data() + end * tail_size,
-                tail_size);
-    group_slots_[group.positions[slot]] = static_cast<std::uint32_t>(slot);
-  }
-  group.positions.pop_back();
-  group.norms.pop_back();
-  group.tails.resize(end * tail_size);
+  groups_.remove(static_cast<std::uint32_t>(position), codes.data() + position * code_size,
+                 static_cast<std::uint32_t>(last), codes.data() + last * code_size);
   // The last item moves into the freed position.
   if (position != last) {
     codec_.unpack(codes.data() + last * code_size, sid.data());
     check(trie_.erase({sid.data(), L}, last), "trie erase");
     check(trie_.insert({sid.data(), L}, position), "trie insert");
-    Level1Group& moved = level1_groups_[static_cast<std::size_t>(sid[0])];
-    moved.positions[group_slots_[last]] = static_cast<std::uint32_t>(position);
-    group_slots_[position] = group_slots_[last];
     std::memcpy(codes.data() + position * code_size, codes.data() + last * code_size, code_size);
     item_norms_[position] = item_norms_[last];
     if (has_ids_) {
@@ -290,7 +282,6 @@ void IndexRQVAE::remove_position(std::size_t position) {
   }
   codes.resize(last * code_size);
   item_norms_.pop_back();
-  group_slots_.pop_back();
   if (has_ids_) ids_.pop_back();
   ntotal = static_cast<idx_t>(last);
 }

@@ -73,6 +73,8 @@
 #include "index/sid.h"
 #include "index/trainer.h"
 #include "index/trie.h"
+#include "plugin/impl/code_groups.h"
+#include "plugin/impl/reconstruction_cache.h"
 #include "plugin/search_options.h"
 
 namespace semid {
@@ -86,6 +88,8 @@ struct IndexRQVAE : faiss::IndexFlatCodes {
   // Default shortlist: max(kShortlistPerK * k, kMinShortlist) (see SearchParametersRQVAE).
   static constexpr idx_t kShortlistPerK = 4;
   static constexpr idx_t kMinShortlist = 64;
+  // Default budget of the reconstruction cache (set_reconstruction_cache_bytes).
+  static constexpr std::size_t kDefaultReconstructionCacheBytes = std::size_t{128} << 20;
 
   // What train() passes to train_rqvae (trainer.h). Default: TrainOptions{} (200 epochs with
   // early stopping; set fewer for quick experiments).
@@ -137,6 +141,17 @@ struct IndexRQVAE : faiss::IndexFlatCodes {
   void range_search(idx_t n, const float* x, float radius, faiss::RangeSearchResult* result,
                     const faiss::SearchParameters* params = nullptr) const override;
 
+  // The shortlist rerank keeps the decoded reconstructions of the SIDs it ranks, so later searches
+  // skip the decoder for them: up to `bytes` (0 disables it), sized to about two slots per item
+  // (d floats + the SID's bytes each; 100-d items take 404 bytes, so the default 128 MiB holds
+  // ~330k). Results are the same with or without it. Changing the budget empties it; not
+  // thread-safe (call it where add or remove would be called).
+  void set_reconstruction_cache_bytes(std::size_t bytes);
+  std::size_t reconstruction_cache_bytes() const { return reconstruction_cache_bytes_; }
+  // Rerank rows found in the cache and decoded since the index was made.
+  std::uint64_t reconstruction_cache_hits() const { return reconstructions_.hits(); }
+  std::uint64_t reconstruction_cache_misses() const { return reconstructions_.misses(); }
+
   // The reconstruction of the item labelled `key` (d floats): by position after add(), by caller
   // id after add_with_ids() (hashed; a linear lookup when ids repeat).
   void reconstruct(idx_t key, float* recons) const override;
@@ -163,9 +178,11 @@ struct IndexRQVAE : faiss::IndexFlatCodes {
   void set_model(std::shared_ptr<const Quantizer> model);
   void encode_and_append(idx_t n, const float* x, const idx_t* xids);
   void append_items(idx_t n, const std::uint8_t* codes, const idx_t* xids);
-  // Files the item at `position` (SID `sid`, norm already in item_norms_) in the trie and its
-  // level-1 group.
-  void index_item(std::size_t position, const std::int32_t* sid);
+  // Files the item at `position` (SID `sid`, norm already in item_norms_) in the trie and, with
+  // `group`, in groups_ (a bulk add or rebuild groups every item at once afterwards).
+  void index_item(std::size_t position, const std::int32_t* sid, bool group);
+  // Batches of at least this many items (and a quarter of the index) are grouped by one sort.
+  static constexpr idx_t kBulkGrouping = 1024;
   void clear_item_index();
   void rebuild_item_index();
   // Removes by compaction (positions after each removed item shift down): positional labels.
@@ -198,19 +215,13 @@ struct IndexRQVAE : faiss::IndexFlatCodes {
   // With caller ids: label -> position, kept while every label is distinct (distinct_ids_).
   std::unordered_map<idx_t, std::size_t> positions_;
   bool distinct_ids_ = true;
-  // Per position: the item's entry in its level-1 group (what removal updates).
-  std::vector<std::uint32_t> group_slots_;
   SidTrie trie_;
-  // The items again, grouped by first-level code, each group contiguous (positions, norm terms,
-  // and the codes of levels 2..L): the full scan visits the groups best bound first, skips those
-  // that cannot reach the shortlist, and streams through the rest. 10 bytes per 3x8 item.
-  struct Level1Group {
-    std::vector<std::uint32_t> positions;
-    std::vector<float> norms;
-    std::vector<std::uint8_t> tails;  // (code_size - bytes_per_level) bytes per item
-    float min_norm = 0;
-  };
-  std::vector<Level1Group> level1_groups_;
+  // The items again, grouped by level-1 code and in runs of level-2 code
+  // (plugin/impl/code_groups.h): what the full lookup-table scan streams through, best bound first,
+  // skipping what cannot reach the shortlist.
+  impl::CodeGroups groups_;
+  std::size_t reconstruction_cache_bytes_ = kDefaultReconstructionCacheBytes;
+  impl::ReconstructionCache reconstructions_;
 };
 
 }  // namespace semid

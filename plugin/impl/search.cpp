@@ -3,6 +3,7 @@
 #include <faiss/utils/distances.h>
 
 #include <algorithm>
+#include <array>
 #include <cinttypes>
 #include <cstring>
 #include <numeric>
@@ -75,15 +76,37 @@ std::vector<std::uint64_t> RqvaeSearch::filtered_positions(bool* all) const {
   return positions;
 }
 
-void RqvaeSearch::decode_for_ranking(std::size_t count, const std::uint64_t* positions,
-                                     float* out) const {
-  std::vector<std::int32_t> sids(count * levels);
-  for (std::size_t i = 0; i < count; ++i) {
-    index.codec_.unpack(index.codes.data() + positions[i] * index.code_size,
-                        sids.data() + i * levels);
+void RqvaeSearch::decode_for_ranking(std::size_t count, const std::uint64_t* positions, float* out,
+                                     bool cached) const {
+  const ReconstructionCache& cache = index.reconstructions_;
+  const auto sid_bytes = [&](std::size_t i) {
+    return index.codes.data() + positions[i] * index.code_size;
+  };
+  std::vector<std::size_t> missing;  // rows to decode
+  if (cached && cache.enabled()) {
+    for (std::size_t i = 0; i < count; ++i) {
+      if (!cache.find(sid_bytes(i), out + i * dim)) missing.push_back(i);
+    }
+    if (missing.empty()) return;
+  } else {
+    missing.resize(count);
+    std::iota(missing.begin(), missing.end(), std::size_t{0});
   }
-  check(index.model_->decode(count, sids.data(), out), "decoding");
-  if (inner_product) faiss::fvec_renorm_L2(dim, count, out);
+  const std::size_t m = missing.size();
+  std::vector<std::int32_t> sids(m * levels);
+  for (std::size_t j = 0; j < m; ++j) {
+    index.codec_.unpack(sid_bytes(missing[j]), sids.data() + j * levels);
+  }
+  const bool in_place = m == count;  // every row missing: decode straight into out
+  std::vector<float> decoded(in_place ? 0 : m * dim);
+  float* rows = in_place ? out : decoded.data();
+  check(index.model_->decode(m, sids.data(), rows), "decoding");
+  if (inner_product) faiss::fvec_renorm_L2(dim, m, rows);
+  for (std::size_t j = 0; j < m; ++j) {
+    const std::size_t i = missing[j];
+    if (!in_place) std::copy_n(rows + j * dim, dim, out + i * dim);
+    if (cached) cache.put(sid_bytes(i), out + i * dim);
+  }
 }
 
 void RqvaeSearch::for_each_decoded_chunk(
@@ -116,7 +139,7 @@ void RqvaeSearch::for_each_decoded_chunk(
       labels.push_back(index.label(position));
     }
     if (positions.empty()) break;
-    decode_for_ranking(positions.size(), positions.data(), decoded.data());
+    decode_for_ranking(positions.size(), positions.data(), decoded.data(), /*cached=*/false);
     fn(positions.size(), decoded.data(), labels.data());
   }
 }
@@ -277,34 +300,56 @@ std::size_t RqvaeSearch::shortlist_cosine(const float* latent,
 }
 
 void RqvaeSearch::scan_groups(const float* lut, ScanBuffers& buffers, ScanHeap& heap) const {
-  float rest = 0;
-  for (std::size_t l = 1; l < levels; ++l) {
+  // rest[l]: the best table entries of levels l..L-1 summed, what no item's codes there can beat.
+  std::array<float, SidKeyCodec::kMaxLevels + 1> rest{};
+  for (std::size_t l = levels; l-- > 1;) {
     const float* table = lut + l * codebook_size;
-    rest += *std::max_element(table, table + codebook_size);
+    rest[l] = rest[l + 1] + *std::max_element(table, table + codebook_size);
   }
+  const CodeGroups& groups = index.groups_;
   auto& order = buffers.groups;
   order.clear();
   for (std::size_t c = 0; c < codebook_size; ++c) {
-    const IndexRQVAE::Level1Group& group = index.level1_groups_[c];
+    const CodeGroups::Group& group = groups.group(c);
     if (!group.positions.empty()) {
-      order.emplace_back(lut[c] + rest - group.min_norm, static_cast<std::uint32_t>(c));
+      order.emplace_back(lut[c] + rest[1] - group.min_norm, static_cast<std::uint32_t>(c));
     }
   }
   std::sort(order.begin(), order.end(), std::greater<>());
-  const std::size_t tail_size = index.code_size - index.codec_.bytes_per_level();
+  const std::size_t tail_size = groups.tail_bytes();
+  const std::size_t level_bytes = groups.bytes_per_level();
+  const float* level2 = lut + codebook_size;
   for (const auto& [bound, code] : order) {
     if (bound < heap.threshold()) break;
-    const IndexRQVAE::Level1Group& group = index.level1_groups_[code];
+    const CodeGroups::Group& group = groups.group(code);
     const float head = lut[code];
-    scan(
-        lut, group.positions.size(), 1,
-        [&](std::size_t i, float* score, const std::uint8_t** tail, std::uint64_t* position) {
-          *score = head - group.norms[i];
-          *tail = group.tails.data() + i * tail_size;
-          *position = group.positions[i];
-          return true;
-        },
-        heap);
+    // Scans entries [begin, end) of the group from level first_level on, each starting at `base`.
+    const auto scan_entries = [&](std::size_t begin, std::size_t end, std::size_t first_level,
+                                  float base) {
+      scan(
+          lut, end - begin, first_level,
+          [&](std::size_t i, float* score, const std::uint8_t** tail, std::uint64_t* position) {
+            const std::size_t entry = begin + i;
+            *score = base - group.norms[entry];
+            *tail = group.tails.data() + entry * tail_size + (first_level - 1) * level_bytes;
+            *position = group.positions[entry];
+            return true;
+          },
+          heap);
+    };
+    if (group.runs.empty()) {  // one-level SIDs
+      scan_entries(0, group.positions.size(), 1, head);
+      continue;
+    }
+    // A run's items score at most head + its level-2 entry + rest[2] - the run's smallest norm.
+    std::size_t begin = 0;
+    for (const CodeGroups::Run& run : group.runs) {
+      const float base = head + level2[run.code];
+      if (base + rest[2] - run.min_norm >= heap.threshold()) {
+        scan_entries(begin, run.end, 2, base);
+      }
+      begin = run.end;
+    }
   }
 }
 
@@ -438,7 +483,7 @@ void RqvaeSearch::rerank_block(idx_t n, const float* queries, const Shortlists& 
     row_of[entries[i]] = static_cast<std::uint32_t>(row_positions.size() - 1);
   }
   std::vector<float> rows(row_positions.size() * dim);
-  decode_for_ranking(row_positions.size(), row_positions.data(), rows.data());
+  decode_for_ranking(row_positions.size(), row_positions.data(), rows.data(), /*cached=*/true);
 
   const bool by_prefix = mode == SearchMode::kPrefix;
 #pragma omp parallel

@@ -67,7 +67,10 @@ struct RqvaeSearch {
   std::vector<std::uint64_t> filtered_positions(bool* all) const;
   // Decodes the items at positions[0..count) into out (count * d), normalised for the inner
   // product: what exact ranking compares queries with. Calls the model: never in a parallel region.
-  void decode_for_ranking(std::size_t count, const std::uint64_t* positions, float* out) const;
+  // With `cached`, rows come from the index's reconstruction cache where it holds them, and the
+  // decoded ones go into it (the rerank; the exhaustive modes stream every item past it).
+  void decode_for_ranking(std::size_t count, const std::uint64_t* positions, float* out,
+                          bool cached) const;
   // Decodes every admitted candidate, kDecodeChunk at a time, and hands each chunk (rows, labels)
   // to fn, which may parallelise over queries.
   void for_each_decoded_chunk(
@@ -86,7 +89,9 @@ struct RqvaeSearch {
                                std::int8_t* shared) const;
   // Scans every item, level-1 group by group, best bound first, and stops at the first group whose
   // bound cannot beat the shortlist: a group's items score at most lut[0][c] + the best entry of
-  // every other level's table - the group's smallest norm term.
+  // every other level's table - the group's smallest norm term. Inside a group, a run of one
+  // level-2 code is skipped when lut[0][c] + lut[1][c2] + the best entries of levels 3..L - the
+  // run's smallest norm term cannot beat it.
   void scan_groups(const float* lut, ScanBuffers& buffers, ScanHeap& heap) const;
   // The items under the `beam` best full SIDs (trie beam search from the prefix filter down).
   void beam_candidates(const float* latent, std::vector<std::uint64_t>* out) const;

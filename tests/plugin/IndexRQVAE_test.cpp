@@ -87,6 +87,43 @@ TEST(IndexRQVAE, CosineModeWithAFullShortlistEqualsExhaustive) {
   }
 }
 
+TEST(IndexRQVAE, TheReconstructionCacheAndRunSkippingChangeNoResult) {
+  // Items filed one batch at a time (sorted insertion into runs), some removed, then searched
+  // with the cache off, cold and warm: the same answers, equal to a full shortlist's.
+  for (Metric metric : {Metric::kCosine, Metric::kL2}) {
+    auto model = testing::random_model(12, 3, 8, metric);
+    IndexRQVAE index(model);
+    const auto x = testing::random_vectors(1200, 12, 21);
+    for (idx_t begin = 0; begin < 1200; begin += 100) {
+      std::vector<idx_t> ids(100);
+      for (idx_t i = 0; i < 100; ++i) ids[static_cast<std::size_t>(i)] = 5000 + begin + i;
+      index.add_with_ids(100, x.data() + begin * 12, ids.data());
+    }
+    std::vector<idx_t> gone;
+    for (idx_t id = 5000; id < 6200; id += 7) gone.push_back(id);
+    faiss::IDSelectorBatch sel(gone.size(), gone.data());
+    EXPECT_EQ(index.remove_ids(sel), gone.size());
+    const auto queries = testing::random_vectors(40, 12, 22);
+    SearchParametersRQVAE full;
+    full.shortlist = index.ntotal;
+    const Results exact = search(index, queries, 5, &full);
+    index.set_reconstruction_cache_bytes(0);
+    SearchParametersRQVAE shortlisted;
+    shortlisted.shortlist = 40;
+    const Results uncached = search(index, queries, 5, &shortlisted);
+    index.set_reconstruction_cache_bytes(IndexRQVAE::kDefaultReconstructionCacheBytes);
+    const Results cold = search(index, queries, 5, &shortlisted);
+    const Results warm = search(index, queries, 5, &shortlisted);
+    EXPECT_EQ(cold, uncached);
+    EXPECT_EQ(warm, uncached);
+    EXPECT_GT(index.reconstruction_cache_hits(), 0u);
+    // With every item shortlisted, skipped runs could only have lost results.
+    index.set_reconstruction_cache_bytes(0);
+    testing::expect_exact_topk(index, testing::exact_scores(index, 40, queries.data()), 40, 5,
+                               exact.labels, exact.distances, [](std::size_t) { return true; });
+  }
+}
+
 TEST(IndexRQVAE, CosineModeRecallIsCloseToExhaustiveOnATrainedModel) {
   const auto& set = testing::manifold_set();
   const auto d = static_cast<int>(set.base.cols);
