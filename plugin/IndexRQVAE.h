@@ -144,8 +144,8 @@ struct IndexRQVAE : faiss::IndexFlatCodes {
   // The shortlist rerank keeps the decoded reconstructions of the SIDs it ranks, so later searches
   // skip the decoder for them: up to `bytes` (0 disables it), sized to about two slots per item
   // (d floats + the SID's bytes each; 100-d items take 404 bytes, so the default 128 MiB holds
-  // ~330k). Results are the same with or without it. Changing the budget empties it; not
-  // thread-safe (call it where add or remove would be called).
+  // ~330k). Results are the same with or without it. A budget that changes the table's size empties
+  // it; not thread-safe (call it where add or remove would be called).
   void set_reconstruction_cache_bytes(std::size_t bytes);
   std::size_t reconstruction_cache_bytes() const { return reconstruction_cache_bytes_; }
   // Rerank rows found in the cache and decoded since the index was made.
