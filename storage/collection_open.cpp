@@ -79,7 +79,8 @@ Status Collection::Impl::load(std::shared_ptr<const Quantizer> expected_model) {
                               std::to_string(dim) + ")");
   }
   SEMID_ASSIGN_OR_RETURN(Counters counters, read_counters(ro));
-  SEMID_ASSIGN_OR_RETURN(state, impl::make_state(std::move(model)));
+  SEMID_ASSIGN_OR_RETURN(state,
+                         impl::make_state(std::move(model), options.reconstruction_cache_bytes));
 
   std::vector<Entry> entries;
   rocksdb::ReadOptions scan;
@@ -129,7 +130,8 @@ Result<std::unique_ptr<Collection>> Collection::create(const std::string& dir,
     return Status::already_exists("cannot create a collection in " + dir + ": it is not empty");
   }
   SEMID_ASSIGN_OR_RETURN(std::string bytes, model->to_bytes());
-  SEMID_ASSIGN_OR_RETURN(auto probe, impl::make_state(model));  // the model must fit an index
+  // The model must fit an index (a probe without a cache).
+  SEMID_ASSIGN_OR_RETURN(auto probe, impl::make_state(model, 0));
   (void)probe;
   fs::create_directories(dir, ec);
   if (ec) return Status::io_error("cannot create " + dir + ": " + ec.message());

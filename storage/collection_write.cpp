@@ -222,7 +222,9 @@ Status Collection::reencode(std::shared_ptr<const Quantizer> new_model) {
   const State& old = *im.state;
   if (new_model->content_hash() == old.model->content_hash()) return Status::ok();
   SEMID_ASSIGN_OR_RETURN(std::string bytes, new_model->to_bytes());
-  SEMID_ASSIGN_OR_RETURN(std::unique_ptr<State> next, impl::make_state(std::move(new_model)));
+  SEMID_ASSIGN_OR_RETURN(
+      std::unique_ptr<State> next,
+      impl::make_state(std::move(new_model), im.options.reconstruction_cache_bytes));
   const Quantizer& model = *next->model;
 
   // Every record, in insertion order (writers alone change the items family: no snapshot needed).

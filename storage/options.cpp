@@ -21,6 +21,8 @@ Status StoreOptions::validate() const {
   SEMID_RETURN_IF_ERROR(check_range("encode_chunk", encode_chunk, 1, kMiB));
   SEMID_RETURN_IF_ERROR(check_range("write_buffer_bytes", write_buffer_bytes, kMiB, 4096 * kMiB));
   SEMID_RETURN_IF_ERROR(check_range("block_cache_bytes", block_cache_bytes, 0, kMiB * kMiB));
+  SEMID_RETURN_IF_ERROR(
+      check_range("reconstruction_cache_bytes", reconstruction_cache_bytes, 0, kMiB * kMiB));
   return Status::ok();
 }
 

@@ -35,8 +35,8 @@ struct ServeArgs {
   std::string data_dir;
   std::string api_key;
   std::string read_only_key;
-  bool sync = false;
   bool no_access_log = false;
+  storage::StoreOptions store;
   http::ServerOptions server;
   http::ApiOptions api;
   double idle_timeout_s = seconds(server.idle_timeout);
@@ -69,9 +69,7 @@ void run_serve(const ServeArgs& args) {
   // One level of parallelism: requests run on the worker pool, each model call on one thread.
   RqVae::set_threads(1);
 
-  storage::StoreOptions store;
-  store.sync = args.sync;
-  auto manager = value_or_throw(storage::CollectionManager::open(args.data_dir, store));
+  auto manager = value_or_throw(storage::CollectionManager::open(args.data_dir, args.store));
 
   http::ApiOptions api_options = args.api;
   api_options.api_key = key_from(args.api_key, "SEMID_API_KEY");
@@ -95,7 +93,7 @@ void run_serve(const ServeArgs& args) {
       server_options.connection_limit(),
       api_options.api_key.empty() && api_options.read_only_key.empty() ? "no API key"
                                                                        : "API key required",
-      args.sync ? "fsync per write" : "WAL without fsync");
+      args.store.sync ? "fsync per write" : "WAL without fsync");
 
   std::atomic<bool> open_failed{false};
   std::thread opener([&] {
@@ -146,8 +144,13 @@ void register_serve_command(CLI::App& app) {
                     "Key for every endpoint (default: $SEMID_API_KEY; none: open)");
   serve->add_option("--read-only-key", args->read_only_key,
                     "Key for read endpoints only (default: $SEMID_READ_ONLY_KEY)");
-  serve->add_flag("--sync", args->sync,
+  serve->add_flag("--sync", args->store.sync,
                   "fsync the WAL after every write batch (survives power loss)");
+  serve
+      ->add_option("--reconstruction-cache-bytes", args->store.reconstruction_cache_bytes,
+                   "Per collection: memory for search's decoded reconstructions, cached by SID "
+                   "(0: no cache; results are the same either way)")
+      ->capture_default_str();
   serve->add_option("--threads", args->server.worker_threads, "Worker threads running requests")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));

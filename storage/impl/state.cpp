@@ -5,16 +5,24 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "storage/options.h"
+
 namespace semid::storage::impl {
 
 using idx_t = faiss::Index::idx_t;
 
-Result<std::unique_ptr<State>> make_state(std::shared_ptr<const Quantizer> model) {
+static_assert(StoreOptions{}.reconstruction_cache_bytes ==
+                  IndexRQVAE::kDefaultReconstructionCacheBytes,
+              "a collection's index gets the index's default cache budget");
+
+Result<std::unique_ptr<State>> make_state(std::shared_ptr<const Quantizer> model,
+                                          std::size_t reconstruction_cache_bytes) {
   SEMID_ASSIGN_OR_RETURN(SidKeyCodec codec,
                          SidKeyCodec::create(model->levels(), model->codebook_size()));
   std::unique_ptr<IndexRQVAE> index;
   try {
     index = std::make_unique<IndexRQVAE>(model);
+    index->set_reconstruction_cache_bytes(reconstruction_cache_bytes);
   } catch (const std::exception& e) {
     return Status::invalid_argument(std::string("the model cannot back an index: ") + e.what());
   }

@@ -79,7 +79,9 @@ struct State {
 };
 
 // An empty state for `model` (InvalidArgument when the model cannot back an index).
-Result<std::unique_ptr<State>> make_state(std::shared_ptr<const Quantizer> model);
+// reconstruction_cache_bytes: StoreOptions::reconstruction_cache_bytes, for the index.
+Result<std::unique_ptr<State>> make_state(std::shared_ptr<const Quantizer> model,
+                                          std::size_t reconstruction_cache_bytes);
 
 // One item as a rebuild (open, reencode) sees it.
 struct Entry {

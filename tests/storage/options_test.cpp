@@ -11,6 +11,7 @@ TEST(StoreOptions, DefaultsAreValid) {
   EXPECT_FALSE(options.sync);
   EXPECT_EQ(options.max_batch_items, 100000u);
   EXPECT_EQ(options.max_payload_bytes, 1u << 20);
+  EXPECT_EQ(options.reconstruction_cache_bytes, std::size_t{128} << 20);
 }
 
 TEST(StoreOptions, EachOutOfRangeFieldIsNamed) {
@@ -32,6 +33,10 @@ TEST(StoreOptions, EachOutOfRangeFieldIsNamed) {
   EXPECT_NE(
       message_of([](StoreOptions& o) { o.write_buffer_bytes = 1000; }).find("write_buffer_bytes"),
       std::string::npos);
+  EXPECT_NE(message_of([](StoreOptions& o) {
+              o.reconstruction_cache_bytes = std::size_t{1} << 41;
+            }).find("reconstruction_cache_bytes"),
+            std::string::npos);
 }
 
 }  // namespace
