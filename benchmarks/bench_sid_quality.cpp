@@ -192,11 +192,12 @@ Int32Matrix encode_all(const semid::Quantizer& model, const Dataset& ds) {
   return codes;
 }
 
-// The relocate collision policy applied to the whole catalogue in row order, as a collection
-// ingesting it would (storage/impl/placement.cpp): returns the stored SIDs; *moved = the share of
-// items moved off their own SID.
+// The relocate collision policy applied to the whole catalogue: in row order, one item at a time,
+// as a collection ingesting it item by item would (storage/impl/placement.cpp), or `joint`ly, as
+// one batch (SidRelocator::place_batch). Returns the stored SIDs; *moved = the share of items
+// moved off their own SID.
 Int32Matrix relocated(const semid::Quantizer& model, const Dataset& ds, const Int32Matrix& codes,
-                      double* moved, double* seconds) {
+                      bool joint, double* moved, double* seconds) {
   const auto start = std::chrono::steady_clock::now();
   const std::size_t n = ds.base.rows, L = codes.cols;
   const auto key = [&](std::span<const std::int32_t> sid) {
@@ -206,9 +207,19 @@ Int32Matrix relocated(const semid::Quantizer& model, const Dataset& ds, const In
   };
   std::unordered_set<std::uint64_t> taken;
   Int32Matrix out = codes;
-  std::vector<float> latent(static_cast<std::size_t>(model.latent_dim()));
   const semid::SidRelocator relocator(model);
   std::size_t count = 0;
+  if (joint) {
+    std::vector<float> latents(n * static_cast<std::size_t>(model.latent_dim()));
+    if (auto s = model.encode_latent(n, ds.base.row(0), latents.data()); !s) std::exit(1);
+    const auto levels = relocator.place_batch(n, latents.data(), out.row(0),
+                                              [](std::span<const std::int32_t>) { return false; });
+    for (const auto& level : levels) count += level && static_cast<std::size_t>(*level) < L;
+    *moved = static_cast<double>(count) / static_cast<double>(n);
+    *seconds = seconds_since(start);
+    return out;
+  }
+  std::vector<float> latent(static_cast<std::size_t>(model.latent_dim()));
   for (std::size_t i = 0; i < n; ++i) {
     std::span<std::int32_t> sid(out.row(i), L);
     if (taken.contains(key(sid))) {
@@ -259,9 +270,12 @@ void semid_rows(const std::string& method, std::shared_ptr<const semid::Quantize
   const Int32Matrix codes = encode_all(*model, ds);
   rows->push_back(semid_row(method, model, ds, codes, train_s));
   double moved = 0, seconds = 0;
-  const Int32Matrix placed = relocated(*model, ds, codes, &moved, &seconds);
-  rows->push_back(semid_row(method + " + relocate", model, ds, placed, train_s + seconds));
-  rows->back().moved = moved;
+  for (const bool joint : {false, true}) {
+    const Int32Matrix placed = relocated(*model, ds, codes, joint, &moved, &seconds);
+    rows->push_back(semid_row(method + (joint ? " + relocate, one batch" : " + relocate"), model,
+                              ds, placed, train_s + seconds));
+    rows->back().moved = moved;
+  }
 }
 
 // FAISS's IndexResidualQuantizer with its defaults (beam 5, FAISS's training sample).

@@ -42,6 +42,17 @@ class SidRelocator {
   // collision suffix).
   std::optional<int> place(const float* latent, std::int32_t* sid, const Taken& taken) const;
 
+  // Places n items at once (a catalogue, or one upsert batch), so that the batch's own
+  // collisions are settled jointly rather than first come, first kept. Items are grouped by
+  // their prefix of L - 1 codes; in a group where two items share a SID or one's SID is taken,
+  // the items get the free last codes of that prefix by a minimum-cost assignment (the
+  // Hungarian method, costs = the codeword rule's scores), so whoever loses least moves. Items a
+  // full prefix cannot hold then go through place(), a level up. sids: n x levels() in/out;
+  // latents: n x latent_dim(). `taken` answers for SIDs occupied before the batch. Returns, per
+  // item, what place() returns.
+  std::vector<std::optional<int>> place_batch(std::size_t n, const float* latents,
+                                              std::int32_t* sids, const Taken& taken) const;
+
   // The codes of `level`, best replacement first, for an item whose codes above `level` are
   // sid[0..level): the model's codeword rule on the residual latent - sum of those codewords.
   // order: codebook_size() outputs.

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <memory>
 #include <set>
 #include <vector>
@@ -157,6 +158,45 @@ TEST(SidRelocator, PlacingACatalogueGivesUniqueSidsWhileCapacityAllows) {
   }
   EXPECT_GT(moved, 0u);
   EXPECT_EQ(taken.size(), data.rows);
+}
+
+TEST(SidRelocator, PlacingABatchJointlyGivesUniqueSidsAndAvoidsTakenOnes) {
+  auto m = model(2, 8);  // 64 SIDs
+  const SidRelocator relocator(*m);
+  const auto data = clustered_data(60, kDim, 8, 11);
+  const std::size_t n = data.rows;
+  std::vector<std::int32_t> sids(n * 2);
+  std::vector<float> latents(n * static_cast<std::size_t>(m->latent_dim()));
+  ASSERT_TRUE(m->encode(n, data.data.data(), sids.data()).is_ok());
+  ASSERT_TRUE(m->encode_latent(n, data.data.data(), latents.data()).is_ok());
+  const std::vector<std::int32_t> natural = sids;
+  // Two SIDs are held by items placed before the batch.
+  const std::set<std::vector<std::int32_t>> before = {{sids[0], sids[1]}, {sids[2], sids[3]}};
+  const auto levels =
+      relocator.place_batch(n, latents.data(), sids.data(), [&](std::span<const std::int32_t> s) {
+        return before.contains({s.begin(), s.end()});
+      });
+  ASSERT_EQ(levels.size(), n);
+  std::set<std::vector<std::int32_t>> placed = before;
+  std::size_t moved = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    ASSERT_TRUE(levels[i].has_value()) << "row " << i;  // 62 items, 62 free SIDs
+    const std::vector<std::int32_t> sid(sids.begin() + i * 2, sids.begin() + i * 2 + 2);
+    EXPECT_TRUE(placed.insert(sid).second) << "row " << i << " shares a SID";
+    const bool kept = sid[0] == natural[i * 2] && sid[1] == natural[i * 2 + 1];
+    EXPECT_EQ(*levels[i] == 2, kept) << "row " << i;
+    moved += !kept;
+  }
+  EXPECT_GT(moved, 0u);
+  // Items alone under their prefix, on a SID nobody held, keep it.
+  std::map<std::int32_t, int> per_prefix;
+  for (std::size_t i = 0; i < n; ++i) ++per_prefix[natural[i * 2]];
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::vector<std::int32_t> own(natural.begin() + i * 2, natural.begin() + i * 2 + 2);
+    if (per_prefix[own[0]] == 1 && !before.contains(own)) {
+      EXPECT_EQ(*levels[i], 2) << i;
+    }
+  }
 }
 
 }  // namespace
