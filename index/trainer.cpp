@@ -141,13 +141,10 @@ nlohmann::json TrainProgress::to_json() const {
 nlohmann::json TrainReport::to_json() const {
   nlohmann::json epochs_json = nlohmann::json::array();
   for (const auto& p : history) epochs_json.push_back(p.to_json());
-  return {{"epochs_run", epochs_run},
-          {"steps", steps},
-          {"train_seconds", train_seconds},
-          {"stop_reason", stop_reason},
-          {"decoder_refine_epochs", decoder_refine_epochs},
-          {"codes", codes.to_json()},
-          {"reconstruction", reconstruction.to_json()},
+  return {{"epochs_run", epochs_run},       {"steps", steps},
+          {"train_seconds", train_seconds}, {"budget_reserved_seconds", budget_reserved_seconds},
+          {"stop_reason", stop_reason},     {"decoder_refine_epochs", decoder_refine_epochs},
+          {"codes", codes.to_json()},       {"reconstruction", reconstruction.to_json()},
           {"history", epochs_json}};
 }
 
@@ -525,7 +522,6 @@ Status Trainer::run(const torch::Tensor& train_x, const torch::Tensor& val_x,
   refine_decoder(train_x, val_x, report);
   net_.eval();
   report.steps = step_;
-  report.train_seconds = elapsed();
   return Status::ok();
 }
 
@@ -537,7 +533,7 @@ Result<TrainResult> train_rqvae(const RqVaeConfig& config, const TrainOptions& o
   SEMID_RETURN_IF_ERROR(options.validate());
   SEMID_RETURN_IF_ERROR(check_finite(n, static_cast<std::size_t>(config.dim), x));
   ScopedThreads threads(options.threads);
-  const Budget budget(options.time_budget_seconds);
+  Budget budget(options.time_budget_seconds);
   std::mt19937_64 rng(options.seed);
 
   torch::Tensor all = to_tensor(n, static_cast<std::size_t>(config.dim), x);
@@ -560,6 +556,16 @@ Result<TrainResult> train_rqvae(const RqVaeConfig& config, const TrainOptions& o
   SEMID_ASSIGN_OR_RETURN(auto model, RqVae::create(config, options.seed));
   TrainResult result;
   const RqVaeConfig& resolved = model->config();
+  if (budget.limited()) {
+    // The budget also covers the health pass over every item after training: its cost does not
+    // depend on the weights, so timing it on a sample of the untrained model tells how much to
+    // hold back (plus one sample pass for the trainer's last measurement).
+    const std::size_t sample = std::min<std::size_t>(n, train_impl::kHealthSample);
+    const double before = budget.elapsed();
+    SEMID_RETURN_IF_ERROR(evaluate_health(*model, sample, x).status());
+    const double per_row = (budget.elapsed() - before) / static_cast<double>(sample);
+    budget.reserve(per_row * static_cast<double>(n + sample));
+  }
   SEMID_RETURN_IF_ERROR(torch_guarded("training", [&] {
     if (resolved.residual()) {
       // The residual model is the catalogue's tokenizer: search ranks the decoded catalogue, so
@@ -582,6 +588,8 @@ Result<TrainResult> train_rqvae(const RqVaeConfig& config, const TrainOptions& o
   SEMID_ASSIGN_OR_RETURN(auto health, evaluate_health(*model, n, x));
   result.report.codes = health.first;
   result.report.reconstruction = health.second;
+  result.report.train_seconds = budget.elapsed();
+  result.report.budget_reserved_seconds = budget.reserved();
   result.model = std::move(model);
   return result;
 }

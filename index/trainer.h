@@ -142,7 +142,9 @@ struct TrainReport {
   std::vector<TrainProgress> history;
   int epochs_run = 0;
   std::int64_t steps = 0;
-  double train_seconds = 0;
+  double train_seconds = 0;  // every phase, the final health pass included
+  // Of the time budget, what was held back for the final health pass (timed on a sample).
+  double budget_reserved_seconds = 0;
   std::string stop_reason;  // "epochs", "early_stopping", "max_steps", "time_budget", "callback"
   int decoder_refine_epochs = 0;
   // Over all input items, after training.

@@ -4,6 +4,7 @@
 #include <omp.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <limits>
@@ -43,12 +44,24 @@ class Budget {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   }
   bool limited() const { return seconds_ > 0; }
-  bool spent() const { return limited() && elapsed() >= seconds_; }
-  // Share of the budget used, in [0, 1] (0 without a budget).
-  double fraction() const { return limited() ? std::min(1.0, elapsed() / seconds_) : 0.0; }
+  // Holds back `seconds` of the budget for work after training (the final pass over every
+  // item): training phases see a budget that much shorter.
+  void reserve(double seconds) { reserved_ = std::clamp(seconds, 0.0, 0.5 * seconds_); }
+  double reserved() const { return reserved_; }
+  // Seconds of the training budget left (infinity without a budget).
+  double remaining() const {
+    return limited() ? std::max(0.0, seconds_ - reserved_ - elapsed())
+                     : std::numeric_limits<double>::infinity();
+  }
+  bool spent() const { return limited() && elapsed() >= seconds_ - reserved_; }
+  // Share of the training budget used, in [0, 1] (0 without a budget).
+  double fraction() const {
+    return limited() ? std::min(1.0, elapsed() / (seconds_ - reserved_)) : 0.0;
+  }
 
  private:
   double seconds_;
+  double reserved_ = 0;
   std::chrono::steady_clock::time_point start_;
 };
 

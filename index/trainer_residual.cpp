@@ -172,10 +172,7 @@ TrainProgress ResidualTrainer::progress_of(int epoch, const torch::Tensor& val_x
   if (epoch == 0) start_seconds_ = p.elapsed_seconds;
   const double per_epoch = epoch > 0 ? (p.elapsed_seconds - start_seconds_) / epoch : 0;
   p.eta_seconds = per_epoch * (epochs_ - epoch);
-  if (options_.time_budget_seconds > 0) {
-    p.eta_seconds =
-        std::min(p.eta_seconds, std::max(0.0, options_.time_budget_seconds - p.elapsed_seconds));
-  }
+  p.eta_seconds = std::min(p.eta_seconds, budget_.remaining());
   return p;
 }
 
@@ -275,7 +272,6 @@ Status ResidualTrainer::run(const torch::Tensor& all, const torch::Tensor& train
   best.restore(net_);
   net_.eval();
   report.steps = step_;
-  report.train_seconds = budget_.elapsed();
   return Status::ok();
 }
 
