@@ -165,9 +165,9 @@ std::optional<int> SidRelocator::place(const float* latent, std::int32_t* sid,
   return std::nullopt;
 }
 
-std::vector<std::optional<int>> SidRelocator::place_batch(std::size_t n, const float* latents,
-                                                          std::int32_t* sids,
-                                                          const Taken& taken) const {
+Result<std::vector<std::optional<int>>> SidRelocator::place_batch(std::size_t n, std::int32_t* sids,
+                                                                  const LatentsOf& latents_of,
+                                                                  const Taken& taken) const {
   const auto L = static_cast<std::size_t>(levels_);
   const auto K = static_cast<std::size_t>(codebook_size_);
   const int last = levels_ - 1;
@@ -176,11 +176,11 @@ std::vector<std::optional<int>> SidRelocator::place_batch(std::size_t n, const f
   std::unordered_map<std::string, std::vector<std::size_t>> groups;
   for (std::size_t i = 0; i < n; ++i) groups[key_of(sids + i * L, L - 1)].push_back(i);
   std::unordered_set<std::string> claimed;  // SIDs this batch holds so far
-  std::vector<std::size_t> leftover;        // items no free last code of their prefix could take
-  std::vector<float> score(K);
-  std::vector<std::int32_t> trial(L);
-  for (auto& [prefix, members] : groups) {
-    // A group needs solving when two members share a SID or one's SID is taken.
+  // A group needs solving when two members share a SID or one's SID is taken; the others keep
+  // their SIDs.
+  std::vector<const std::vector<std::size_t>*> conflicted;
+  std::vector<std::size_t> need;  // members of conflicted groups: their latents are needed
+  for (const auto& [prefix, members] : groups) {
     bool conflict = false;
     std::unordered_set<std::int32_t> seen;
     for (std::size_t i : members) {
@@ -190,10 +190,27 @@ std::vector<std::optional<int>> SidRelocator::place_batch(std::size_t n, const f
         break;
       }
     }
-    if (!conflict) {
+    if (conflict) {
+      conflicted.push_back(&members);
+      need.insert(need.end(), members.begin(), members.end());
+    } else {
       for (std::size_t i : members) claimed.insert(key_of(sids + i * L, L));
-      continue;
     }
+  }
+  if (need.empty()) return result;
+  std::sort(need.begin(), need.end());
+  std::vector<float> latents(need.size() * latent_dim_);
+  SEMID_RETURN_IF_ERROR(latents_of(need, latents.data()));
+  const auto latent_of = [&](std::size_t i) {
+    const auto at = std::lower_bound(need.begin(), need.end(), i) - need.begin();
+    return latents.data() + static_cast<std::size_t>(at) * latent_dim_;
+  };
+
+  std::vector<std::size_t> leftover;  // items no free last code of their prefix could take
+  std::vector<float> score(K);
+  std::vector<std::int32_t> trial(L);
+  for (const std::vector<std::size_t>* group : conflicted) {
+    const std::vector<std::size_t>& members = *group;
     std::copy(sids + members.front() * L, sids + members.front() * L + L, trial.begin());
     std::vector<std::int32_t> free_codes;
     for (std::size_t c = 0; c < K; ++c) {
@@ -205,7 +222,7 @@ std::vector<std::optional<int>> SidRelocator::place_batch(std::size_t n, const f
     std::vector<double> cost(m * f);
     for (std::size_t r = 0; r < m; ++r) {
       const std::size_t i = members[r];
-      scores(latents + i * latent_dim_, sids + i * L, last, score.data());
+      scores(latent_of(i), sids + i * L, last, score.data());
       for (std::size_t c = 0; c < f; ++c) cost[r * f + c] = score[free_codes[c]];
     }
     std::vector<int> code_of(m, -1);  // index into free_codes, -1: left over
@@ -243,10 +260,22 @@ std::vector<std::optional<int>> SidRelocator::place_batch(std::size_t n, const f
   };
   for (std::size_t i : leftover) {
     std::int32_t* sid = sids + i * L;
-    result[i] = place(latents + i * latent_dim_, sid, taken_or_claimed);
+    result[i] = place(latent_of(i), sid, taken_or_claimed);
     claimed.insert(key_of(sid, L));
   }
   return result;
+}
+
+std::vector<std::optional<int>> SidRelocator::place_batch(std::size_t n, const float* latents,
+                                                          std::int32_t* sids,
+                                                          const Taken& taken) const {
+  const LatentsOf copy_rows = [&](std::span<const std::size_t> items, float* out) {
+    for (std::size_t r = 0; r < items.size(); ++r) {
+      std::copy_n(latents + items[r] * latent_dim_, latent_dim_, out + r * latent_dim_);
+    }
+    return Status::ok();
+  };
+  return std::move(place_batch(n, sids, copy_rows, taken)).value();
 }
 
 }  // namespace semid

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "index/quantizer.h"
+#include "index/status.h"
 
 namespace semid {
 
@@ -42,14 +43,23 @@ class SidRelocator {
   // collision suffix).
   std::optional<int> place(const float* latent, std::int32_t* sid, const Taken& taken) const;
 
+  // Fills `out` (items.size() x latent_dim() floats) with the latents of the given batch items
+  // (indices into the batch, ascending).
+  using LatentsOf = std::function<Status(std::span<const std::size_t> items, float* out)>;
+
   // Places n items at once (a catalogue, or one upsert batch), so that the batch's own
   // collisions are settled jointly rather than first come, first kept. Items are grouped by
   // their prefix of L - 1 codes; in a group where two items share a SID or one's SID is taken,
   // the items get the free last codes of that prefix by a minimum-cost assignment (the
   // Hungarian method, costs = the codeword rule's scores), so whoever loses least moves. Items a
-  // full prefix cannot hold then go through place(), a level up. sids: n x levels() in/out;
-  // latents: n x latent_dim(). `taken` answers for SIDs occupied before the batch. Returns, per
-  // item, what place() returns.
+  // full prefix cannot hold then go through place(), a level up. sids: n x levels() in/out.
+  // `latents_of` is called once, for the members of conflicted groups only (items whose SID is
+  // free stay without their latent being computed). `taken` answers for SIDs occupied before the
+  // batch. Returns, per item, what place() returns; an error only from latents_of.
+  Result<std::vector<std::optional<int>>> place_batch(std::size_t n, std::int32_t* sids,
+                                                      const LatentsOf& latents_of,
+                                                      const Taken& taken) const;
+  // The same with every item's latent given: latents, n x latent_dim().
   std::vector<std::optional<int>> place_batch(std::size_t n, const float* latents,
                                               std::int32_t* sids, const Taken& taken) const;
 

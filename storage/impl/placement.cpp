@@ -118,31 +118,45 @@ Result<std::vector<Placement>> place_batch(const State& state, CollisionPolicy p
     if (p.old && !p.keeps_place) occupancy.leave(p.old->sid);
   }
 
-  std::optional<SidRelocator> relocator;
-  std::vector<float> latent;
   if (policy == CollisionPolicy::kRelocate) {
-    relocator.emplace(*s.model);
-    latent.resize(static_cast<std::size_t>(s.model->latent_dim()));
+    // The batch's collisions are settled jointly (SidRelocator::place_batch): the items that
+    // move are those that lose least by moving. Items keeping their place are in `state`.
+    std::vector<std::size_t> movers;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!placements[i].keeps_place) movers.push_back(i);
+    }
+    std::vector<std::int32_t> moved(movers.size() * L);
+    for (std::size_t r = 0; r < movers.size(); ++r) {
+      std::copy_n(codes.data() + movers[r] * L, L, moved.data() + r * L);
+    }
+    const auto d = static_cast<std::size_t>(s.model->dim());
+    const SidRelocator::LatentsOf latents_of = [&](std::span<const std::size_t> items, float* out) {
+      std::vector<float> rows(items.size() * d);
+      for (std::size_t r = 0; r < items.size(); ++r) {
+        std::copy_n(vectors + movers[items[r]] * d, d, rows.data() + r * d);
+      }
+      return s.model->encode_latent(items.size(), rows.data(), out);
+    };
+    const SidRelocator relocator(*s.model);
+    SEMID_ASSIGN_OR_RETURN(const auto levels,
+                           relocator.place_batch(movers.size(), moved.data(), latents_of,
+                                                 [&](std::span<const std::int32_t> candidate) {
+                                                   return occupancy.taken(candidate,
+                                                                          s.pack(candidate.data()));
+                                                 }));
+    for (std::size_t r = 0; r < movers.size(); ++r) {
+      if (!levels[r] || static_cast<std::size_t>(*levels[r]) == L) continue;
+      Placement& p = placements[movers[r]];
+      std::copy_n(moved.data() + r * L, L, codes.data() + movers[r] * L);
+      p.sid = s.pack(codes.data() + movers[r] * L);
+      p.relocated = true;
+    }
   }
-  const auto d = static_cast<std::size_t>(s.model->dim());
   for (std::size_t i = 0; i < n; ++i) {
     Placement& p = placements[i];
     if (p.keeps_place) continue;
-    const std::span<std::int32_t> sid = codes.subspan(i * L, L);
-    if (relocator && occupancy.taken(sid, p.sid)) {
-      SEMID_RETURN_IF_ERROR(s.model->encode_latent(1, vectors + i * d, latent.data()));
-      std::vector<std::int32_t> moved(sid.begin(), sid.end());
-      const auto level = relocator->place(
-          latent.data(), moved.data(), [&](std::span<const std::int32_t> candidate) {
-            return occupancy.taken(candidate, s.pack(candidate.data()));
-          });
-      if (level && static_cast<std::size_t>(*level) < L) {
-        std::copy(moved.begin(), moved.end(), sid.begin());
-        p.sid = s.pack(sid.data());
-        p.relocated = true;
-      }
-    }
-    SEMID_ASSIGN_OR_RETURN(p.suffix, occupancy.claim(sid, p.sid, ids[i]));
+    // Under kSuffix, or where relocation found no free SID: a collision suffix.
+    SEMID_ASSIGN_OR_RETURN(p.suffix, occupancy.claim(codes.subspan(i * L, L), p.sid, ids[i]));
     // Back on its own place (e.g. a relocated item upserted again): nothing moves.
     if (p.old && p.old->sid == p.sid && p.old->suffix == p.suffix) p.keeps_place = true;
   }

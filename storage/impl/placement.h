@@ -21,9 +21,10 @@ struct Placement {
   bool keeps_place = false;       // same SID as before: keeps its suffix
 };
 
-// Places n = ids.size() items of a batch, in batch order, against `state` (which the batch has not
-// changed yet). codes: the model's SIDs (n * L); on return, the SIDs to store. vectors: the items'
-// vectors (n * dim), used by kRelocate to rank free SIDs. Every item of the batch that already
+// Places n = ids.size() items of a batch against `state` (which the batch has not changed yet).
+// codes: the model's SIDs (n * L); on return, the SIDs to store. vectors: the items' vectors
+// (n * dim): kRelocate settles the batch's collisions jointly (SidRelocator::place_batch, whoever
+// loses least moves); suffixes go in batch order. Every item of the batch that already
 // exists and changes SID frees its old place first. InvalidArgument (naming the id and SID) when a
 // SID would need more than 65,536 suffixes.
 Result<std::vector<Placement>> place_batch(const State& state, CollisionPolicy policy,

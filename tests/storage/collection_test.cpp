@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "index/relocate.h"
 #include "storage/record.h"
 #include "tests/storage/storage_test_util.h"
 #include "tests/test_util.h"
@@ -659,6 +660,41 @@ TEST_F(CollectionTest, RelocateKeepsSidsUniqueWithoutSuffixes) {
     EXPECT_EQ(row.suffix, 0);
     EXPECT_TRUE(after.insert(row.sid).second);
   }
+  EXPECT_TRUE(c->verify().is_ok());
+}
+
+TEST_F(CollectionTest, RelocateSettlesABatchJointlyAsSidRelocatorPlacesIt) {
+  // A model with room to spare (3 levels x 8 codes = 512 SIDs) for 60 items: the batch's own
+  // collisions are settled by one minimum-cost assignment, not in batch order, so the stored
+  // SIDs are exactly what SidRelocator::place_batch gives on an empty store.
+  const auto model = testing::random_model(kDim, 3, 8, Metric::kCosine, 4);
+  auto created = Collection::create(dir_, model, {}, CollisionPolicy::kRelocate);
+  ASSERT_TRUE(created.is_ok()) << created.status().to_string();
+  auto c = std::move(created).value();
+  const std::size_t n = 60;
+  const auto ids = id_range(0, n);
+  const auto x = random_vectors(n, kDim, 31);
+  ASSERT_TRUE(c->upsert(ids, x).is_ok());
+
+  std::vector<std::int32_t> expected(n * 3);
+  ASSERT_TRUE(model->encode(n, x.data(), expected.data()).is_ok());
+  std::vector<float> latents(n * static_cast<std::size_t>(model->latent_dim()));
+  ASSERT_TRUE(model->encode_latent(n, x.data(), latents.data()).is_ok());
+  const SidRelocator relocator(*model);
+  relocator.place_batch(n, latents.data(), expected.data(),
+                        [](std::span<const std::int32_t>) { return false; });
+  std::size_t moved = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    auto item = c->get(ids[i]);
+    ASSERT_TRUE(item.is_ok());
+    EXPECT_EQ(item->sid,
+              std::vector<std::int32_t>(expected.begin() + 3 * i, expected.begin() + 3 * i + 3))
+        << "id " << ids[i];
+    EXPECT_EQ(item->collision_suffix, 0);
+    moved += item->sid != item->natural_sid;
+  }
+  EXPECT_GT(moved, 0u) << "the test data must collide to test anything";
+  EXPECT_EQ(c->stats()->collision_groups, 0u);
   EXPECT_TRUE(c->verify().is_ok());
 }
 
