@@ -227,10 +227,27 @@ RqVaeNetImpl::RqVaeNetImpl(const RqVaeConfig& config)
   }
 }
 
+bool RqVaeNetImpl::encoder_is_zero() {
+  if (!residual) return false;
+  const auto params = encoder->modules(/*include_self=*/false).back()->parameters();
+  std::int64_t version = 0;
+  for (const auto& p : params) version += static_cast<std::int64_t>(p._version());
+  if (version != zero_checked_version_.load(std::memory_order_acquire)) {
+    torch::NoGradGuard no_grad;
+    bool zero = true;
+    for (const auto& p : params) zero = zero && !p.any().item<bool>();
+    encoder_zero_.store(zero, std::memory_order_relaxed);
+    zero_checked_version_.store(version, std::memory_order_release);
+  }
+  return encoder_zero_.load(std::memory_order_relaxed);
+}
+
 torch::Tensor RqVaeNetImpl::encode(const torch::Tensor& x) {
   if (!residual)
     return normalize_latent ? normalize_rows(encoder->forward(x)) : encoder->forward(x);
   torch::Tensor scaled = (x - input_shift) / input_scale;
+  // A zero correction adds nothing; under autograd the MLP still runs, so it gets its gradient.
+  if (!torch::GradMode::is_enabled() && encoder_is_zero()) return scaled;
   return scaled + encoder->forward(scaled);
 }
 

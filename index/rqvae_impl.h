@@ -3,6 +3,7 @@
 
 #include <torch/torch.h>
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,11 @@ struct RqVaeNetImpl : torch::nn::Module {
   // when beam > 1).
   Quantized quantize(const torch::Tensor& z, bool with_losses);
 
+  // kResidual: whether E is identically zero (its last layer all zeros, as it starts and stays
+  // unless --train-encoder trains it), so that encode() can skip the MLP: z = x'. Rechecked
+  // whenever that layer's tensors change (their version counters), so training stays exact.
+  bool encoder_is_zero();
+
   torch::nn::Sequential encoder{nullptr};
   torch::nn::Sequential decoder{nullptr};
   std::vector<torch::Tensor> codebooks;    // 1 (shared) or L parameters [K, latent]
@@ -71,6 +77,11 @@ struct RqVaeNetImpl : torch::nn::Module {
   bool shared = false;
   bool residual = false;
   CodebookDistance distance = CodebookDistance::kL2;
+
+ private:
+  // Inference runs on many threads at once: each may redo the check, all store the same answer.
+  std::atomic<std::int64_t> zero_checked_version_{-1};  // sum of the last layer's versions
+  std::atomic<bool> encoder_zero_{false};
 };
 TORCH_MODULE(RqVaeNet);
 

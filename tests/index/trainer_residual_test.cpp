@@ -152,6 +152,39 @@ TEST(ResidualTrainer, SavesAndLoadsWithTheSameSids) {
   EXPECT_EQ((*loaded)->content_hash(), r->model->content_hash());
 }
 
+TEST(ResidualTrainer, AZeroEncoderCorrectionIsSkippedAndATrainedOneApplied) {
+  auto x = testing::clustered_data(1000, 16, 8, 26, 8);
+  const RqVaeConfig config = residual_config(16, 2, 16, Metric::kCosine);
+  const auto latents = [&](const Quantizer& q) {
+    std::vector<float> z(x.rows * 16);
+    EXPECT_TRUE(q.encode_latent(x.rows, x.data.data(), z.data()).is_ok());
+    return z;
+  };
+  // Default training leaves E at zero: the latents are the unit inputs themselves.
+  auto plain = train_rqvae(config, quick(2), x.rows, x.data.data());
+  ASSERT_TRUE(plain.is_ok()) << plain.status().to_string();
+  const auto z = latents(*plain->model);
+  for (std::size_t i = 0; i < 20; ++i) {
+    double norm = 0;
+    for (std::size_t j = 0; j < 16; ++j) norm += x.data[i * 16 + j] * x.data[i * 16 + j];
+    for (std::size_t j = 0; j < 16; ++j) {
+      EXPECT_FLOAT_EQ(z[i * 16 + j], static_cast<float>(x.data[i * 16 + j] / std::sqrt(norm)));
+    }
+  }
+  // A trained E is applied, in the model that trained it (whose zero check ran before training)
+  // as in the same model loaded afresh.
+  TrainOptions o = quick(2);
+  o.train_encoder = true;
+  auto trained = train_rqvae(config, o, x.rows, x.data.data());
+  ASSERT_TRUE(trained.is_ok()) << trained.status().to_string();
+  auto loaded = RqVae::from_bytes(*trained->model->to_bytes());
+  ASSERT_TRUE(loaded.is_ok()) << loaded.status().to_string();
+  const auto zt = latents(*trained->model);
+  EXPECT_EQ(zt, latents(**loaded));
+  EXPECT_NE(zt, latents(*plain->model));
+  EXPECT_EQ(codes_of(*trained->model, x), codes_of(**loaded, x));
+}
+
 TEST(ResidualTrainer, RejectsConfigsItCannotStartFrom) {
   RqVaeConfig c = residual_config(16, 2, 12, Metric::kCosine);
   EXPECT_NE(c.validate().message().find("power of two"), std::string::npos);
