@@ -62,6 +62,29 @@ TEST(Trainer, UsesEveryCodeOnClusteredData) {
   EXPECT_FALSE(report.history.back().warmup);
 }
 
+// Without the k-means start the codebooks begin as tiny random placeholders: every latent is
+// nearest to a handful of them (a collapsed start). Dead-code restarts must bring the levels back
+// to (nearly) every code, where training without them stays collapsed.
+TEST(Trainer, ACollapsedStartRecoversThroughDeadCodeRestarts) {
+  auto x = testing::clustered_data(3000, 32, 16, 14, 16);
+  TrainOptions o = quick_options(30);
+  o.kmeans_init = false;
+  o.dead_code_steps = 0;
+  auto collapsed = train_rqvae(config_for(32, 2, 16), o, x.rows, x.data.data());
+  ASSERT_TRUE(collapsed.is_ok()) << collapsed.status().to_string();
+  o.dead_code_steps = 20;
+  auto recovered = train_rqvae(config_for(32, 2, 16), o, x.rows, x.data.data());
+  ASSERT_TRUE(recovered.is_ok()) << recovered.status().to_string();
+  std::int64_t restarts = 0;
+  for (const auto& p : recovered->report.history) restarts += p.dead_codes_restarted;
+  EXPECT_GT(restarts, 0);
+  const auto& first_collapsed = collapsed->report.codes.levels[0];
+  const auto& first_recovered = recovered->report.codes.levels[0];
+  EXPECT_LT(first_collapsed.used_fraction, 0.9);
+  for (const auto& level : recovered->report.codes.levels) EXPECT_GE(level.used_fraction, 0.9);
+  EXPECT_GT(first_recovered.perplexity, first_collapsed.perplexity);
+}
+
 TEST(Trainer, EmaCodebooksAlsoUseEveryCode) {
   auto x = testing::clustered_data(3000, 32, 16, 12, 16);
   TrainOptions o = quick_options(30);
