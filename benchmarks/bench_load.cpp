@@ -4,7 +4,7 @@
 //
 //   bench_load --port 8080 --collection glove --queries data/glove100/query.fvecs [--seconds 60]
 //              [--clients 4] [--write-fraction 0.1] [--update-fraction 0] [--delete-fraction 0]
-//              [--trie-next-fraction 0] [--k 10]
+//              [--trie-next-fraction 0] [--k 10] [--with-payload true]
 //   bench_load --in-process --data-dir DIR --collection glove --queries Q [--seconds 10]
 //
 // Writes touch only ids the benchmark inserts (from 2^40 up), and it deletes them at the end.
@@ -63,6 +63,7 @@ struct Args {
          trie_next_fraction = 0;
   int clients = 4, k = 10;
   bool in_process = false;
+  bool with_payload = true;  // what HTTP search asks for (the API's default: true)
 };
 
 void print_row(const char* what, Latencies& l, double seconds) {
@@ -178,7 +179,8 @@ int run_http(const Args& args, const semid::FloatMatrix& queries) {
         } else if (op == kSearch) {
           answer = send(socket, buffer, args, beast_http::verb::post, base + "/search",
                         "{\"vector\":" + vector_json(v, queries.cols) +
-                            ",\"k\":" + std::to_string(args.k) + "}");
+                            ",\"k\":" + std::to_string(args.k) +
+                            (args.with_payload ? "}" : ",\"with_payload\":false}"));
         } else if (op == kInsert) {
           const std::uint64_t id = next_id++;
           answer = send(socket, buffer, args, beast_http::verb::put, base + "/items",
@@ -329,6 +331,8 @@ int main(int argc, char** argv) {
   app.add_option("--k", args.k)->capture_default_str()->check(CLI::Range(1, 1000));
   app.add_option("--api-key", args.api_key);
   app.add_flag("--in-process", args.in_process, "Search the collection directly (server stopped)");
+  app.add_option("--with-payload", args.with_payload,
+                 "HTTP searches ask for payloads (false: ids, SIDs and scores only)");
   app.add_option("--data-dir", args.data_dir, "With --in-process");
   CLI11_PARSE(app, argc, argv);
   if (args.write_fraction + args.update_fraction + args.delete_fraction > 1.0) {

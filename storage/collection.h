@@ -107,6 +107,10 @@ struct SearchHit {
   std::uint64_t id = 0;
   // Cosine similarity (larger is closer) for a cosine model, squared L2 otherwise.
   float distance = 0;
+  // Where the item sat when the search ran (from memory: no read of its record).
+  std::vector<std::int32_t> sid;
+  std::uint16_t collision_suffix = 0;
+  bool relocated = false;  // the relocate policy moved it off its model SID (see Item)
 };
 
 struct CollectionStats {

@@ -114,10 +114,30 @@ Result<std::vector<std::vector<SearchHit>>> Collection::search(std::size_t n,
   }
   for (std::size_t q = 0; q < n; ++q) {
     for (std::size_t r = 0; r < kk && labels[q * kk + r] >= 0; ++r) {
-      hits[q].push_back({static_cast<std::uint64_t>(labels[q * kk + r]), distances[q * kk + r]});
+      hits[q].push_back({.id = static_cast<std::uint64_t>(labels[q * kk + r]),
+                         .distance = distances[q * kk + r]});
     }
   }
-  if (options.rerank == 0) return hits;
+  // Each hit's place, read under the same lock as the search.
+  const auto place = [&s](std::vector<std::vector<SearchHit>>& lists) -> Status {
+    for (auto& list : lists) {
+      for (SearchHit& hit : list) {
+        const auto found = s.locations.find(hit.id);
+        if (found == s.locations.end()) {
+          return Status::corruption("search: item " + std::to_string(hit.id) +
+                                    " is in the index, not in the collection's locations");
+        }
+        hit.sid = s.unpack(found->second.sid);
+        hit.collision_suffix = found->second.suffix;
+        hit.relocated = found->second.relocated;
+      }
+    }
+    return Status::ok();
+  };
+  if (options.rerank == 0) {
+    SEMID_RETURN_IF_ERROR(place(hits));
+    return hits;
+  }
 
   // Re-score each query's candidates against their stored original vectors.
   const bool cosine = s.model->metric() == Metric::kCosine;
@@ -148,6 +168,7 @@ Result<std::vector<std::vector<SearchHit>>> Collection::search(std::size_t n,
     });
     if (list.size() > k) list.resize(k);
   }
+  SEMID_RETURN_IF_ERROR(place(hits));
   return hits;
 }
 

@@ -45,6 +45,9 @@ void Api::Impl::check_result_budget(std::size_t queries, const SearchSpec& spec)
 json Api::Impl::hits_json(const Collection& collection,
                           const std::vector<std::vector<storage::SearchHit>>& hits,
                           const SearchSpec& spec) const {
+  const std::string ask_less =
+      "ask for fewer queries or a smaller k per request, or without vectors or payloads";
+  if (!spec.with_payload && !spec.with_vector) return placed_hits_json(collection, hits, ask_less);
   std::vector<std::uint64_t> ids;
   std::unordered_set<std::uint64_t> unique;
   for (const auto& list : hits) {
@@ -52,8 +55,6 @@ json Api::Impl::hits_json(const Collection& collection,
       if (unique.insert(hit.id).second) ids.push_back(hit.id);
     }
   }
-  const std::string ask_less =
-      "ask for fewer queries or a smaller k per request, or without vectors or payloads";
   ResponseBudget fetched(options.max_response_bytes, ask_less);
   const auto items = get_items(collection, ids, fetched, spec.with_vector, spec.with_payload);
   ResponseBudget rows_budget(options.max_response_bytes, ask_less);
@@ -70,6 +71,43 @@ json Api::Impl::hits_json(const Collection& collection,
       rows_budget.charge(item_json_bytes(*found->second, spec.with_vector, spec.with_payload));
       json row = item_json(*found->second, spec.with_vector, spec.with_payload);
       row["score"] = json_float(hit.distance);
+      rows.push_back(std::move(row));
+    }
+    out.push_back(std::move(rows));
+  }
+  return out;
+}
+
+json Api::Impl::placed_hits_json(const Collection& collection,
+                                 const std::vector<std::vector<storage::SearchHit>>& hits,
+                                 const std::string& ask_less) const {
+  // The hits carry their places: only relocated items need their record, for the model's SID.
+  std::vector<std::uint64_t> moved;
+  for (const auto& list : hits) {
+    for (const auto& hit : list) {
+      if (hit.relocated) moved.push_back(hit.id);
+    }
+  }
+  std::sort(moved.begin(), moved.end());
+  moved.erase(std::unique(moved.begin(), moved.end()), moved.end());
+  ResponseBudget fetched(options.max_response_bytes, ask_less);
+  std::unordered_map<std::uint64_t, std::vector<std::int32_t>> model_sid;
+  for (auto& item : get_items(collection, moved, fetched, false, false)) {
+    if (item) model_sid.emplace(item->id, std::move(item->natural_sid));
+  }
+  ResponseBudget rows_budget(options.max_response_bytes, ask_less);
+  json out = json::array();
+  for (const auto& list : hits) {
+    json rows = json::array();
+    for (const auto& hit : list) {
+      json row = {{"id", hit.id}, {"sid", hit.sid}, {"collision_suffix", hit.collision_suffix}};
+      // (A record deleted since the search leaves the row as the search saw it.)
+      if (const auto found = model_sid.find(hit.id);
+          found != model_sid.end() && found->second != hit.sid) {
+        row["model_sid"] = found->second;
+      }
+      row["score"] = json_float(hit.distance);
+      rows_budget.charge(96 + 24 * hit.sid.size());  // no fewer bytes than the row's text
       rows.push_back(std::move(row));
     }
     out.push_back(std::move(rows));

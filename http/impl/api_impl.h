@@ -249,6 +249,11 @@ struct Api::Impl {
   json hits_json(const Collection& collection,
                  const std::vector<std::vector<storage::SearchHit>>& hits,
                  const SearchSpec& spec) const;
+  // hits_json without payloads or vectors: rows from the hits' places, records read only for
+  // relocated items (their model SID).
+  json placed_hits_json(const Collection& collection,
+                        const std::vector<std::vector<storage::SearchHit>>& hits,
+                        const std::string& ask_less) const;
   json item_json(const storage::Item& item, bool with_vector, bool with_payload) const;
   // The items of `ids` (nullopt where missing), fetched in small chunks; each found item is
   // charged to `budget` as item_json_bytes(item, with_vector, with_payload), so an answer too

@@ -248,6 +248,32 @@ TEST_F(ApiTest, LimitsAreEnforcedAs422) {
   expect_error(call(Verb::post, kDocs + "/trie/items", {{"limit", 8}}), 422, "invalid_value");
 }
 
+TEST_F(ApiTest, HitsWithoutPayloadsComeFromMemoryAndMatchTheStoredItems) {
+  // Without payloads or vectors a hit's row comes from the collection's in-memory places (only a
+  // relocated item's record is read, for its model SID): the rows must be what the records say.
+  result(Verb::put, kDocs, {{"model", model_path_}, {"collision_policy", "relocate"}}, 201);
+  ASSERT_EQ(result(Verb::put, kDocs + "/items", testing::items_body(0, kItems))["upserted"],
+            kItems);
+  const json queries = json::array({testing::vector_json(testing::test_vectors(3), 0),
+                                    testing::vector_json(testing::test_vectors(3), 1),
+                                    testing::vector_json(testing::test_vectors(3), 2)});
+  const json fast = result(Verb::post, kDocs + "/search",
+                           {{"vectors", queries}, {"k", 50}, {"with_payload", false}});
+  const json full = result(Verb::post, kDocs + "/search", {{"vectors", queries}, {"k", 50}});
+  ASSERT_EQ(fast.size(), 3u);
+  std::size_t moved = 0;
+  for (std::size_t q = 0; q < 3; ++q) {
+    ASSERT_EQ(fast[q].size(), full[q].size());
+    for (std::size_t r = 0; r < fast[q].size(); ++r) {
+      json expected = full[q][r];
+      expected.erase("payload");
+      EXPECT_EQ(fast[q][r], expected) << "query " << q << " row " << r;
+      moved += fast[q][r].contains("model_sid");
+    }
+  }
+  EXPECT_GT(moved, 0u) << "the test model must relocate some items to test model_sid";
+}
+
 TEST_F(ApiTest, AnswersOverTheResponseLimitAre422BeforeTheyAreBuilt) {
   // Issue 13.3: a 47-byte request made a 101 MB answer; 30 of them took 2.8 GiB.
   create_padded_docs(64 << 10);
