@@ -208,6 +208,8 @@ RqVaeNetImpl::RqVaeNetImpl(const RqVaeConfig& config)
   if (residual) {
     encoder = register_module("encoder", make_mlp(config.dim, config.hidden, config.dim,
                                                   config.activation, /*zero_last=*/true));
+    // Handles on the same tensors the module holds: loading and training write through them.
+    encoder_last_ = encoder->modules(/*include_self=*/false).back()->parameters();
     decoder = register_module("decoder", make_mlp(config.dim, reversed(config.hidden), config.dim,
                                                   config.activation, /*zero_last=*/true));
     // Fixed by the trainer from the data (L2: mean and RMS norm; cosine: 0 and 1).
@@ -229,13 +231,12 @@ RqVaeNetImpl::RqVaeNetImpl(const RqVaeConfig& config)
 
 bool RqVaeNetImpl::encoder_is_zero() {
   if (!residual) return false;
-  const auto params = encoder->modules(/*include_self=*/false).back()->parameters();
   std::int64_t version = 0;
-  for (const auto& p : params) version += static_cast<std::int64_t>(p._version());
+  for (const auto& p : encoder_last_) version += static_cast<std::int64_t>(p._version());
   if (version != zero_checked_version_.load(std::memory_order_acquire)) {
     torch::NoGradGuard no_grad;
     bool zero = true;
-    for (const auto& p : params) zero = zero && !p.any().item<bool>();
+    for (const auto& p : encoder_last_) zero = zero && !p.any().item<bool>();
     encoder_zero_.store(zero, std::memory_order_relaxed);
     zero_checked_version_.store(version, std::memory_order_release);
   }

@@ -64,6 +64,8 @@ struct RqVaeNetImpl : torch::nn::Module {
   // kResidual: whether E is identically zero (its last layer all zeros, as it starts and stays
   // unless --train-encoder trains it), so that encode() can skip the MLP: z = x'. Rechecked
   // whenever that layer's tensors change (their version counters), so training stays exact.
+  // Writes through data pointers bump no counter: from_bytes fills the weights so, before any
+  // encode has checked.
   bool encoder_is_zero();
 
   torch::nn::Sequential encoder{nullptr};
@@ -79,6 +81,7 @@ struct RqVaeNetImpl : torch::nn::Module {
   CodebookDistance distance = CodebookDistance::kL2;
 
  private:
+  std::vector<torch::Tensor> encoder_last_;  // kResidual: E's last layer's weight and bias
   // Inference runs on many threads at once: each may redo the check, all store the same answer.
   std::atomic<std::int64_t> zero_checked_version_{-1};  // sum of the last layer's versions
   std::atomic<bool> encoder_zero_{false};
