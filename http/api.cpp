@@ -235,11 +235,16 @@ json Api::Impl::describe(const std::string& name, const Collection& collection) 
   return out;
 }
 
-json Api::Impl::item_json(const storage::Item& item, bool with_vector, bool with_payload) const {
-  json out = {{"id", item.id}, {"sid", item.sid}, {"collision_suffix", item.collision_suffix}};
+json Api::Impl::place_json(std::uint64_t id, const std::vector<std::int32_t>& sid,
+                           std::uint16_t suffix, const std::vector<std::int32_t>& natural_sid) {
+  json out = {{"id", id}, {"sid", sid}, {"collision_suffix", suffix}};
   // The relocate policy moved the item: the model's own SID of its vector.
-  if (!item.natural_sid.empty() && item.natural_sid != item.sid)
-    out["model_sid"] = item.natural_sid;
+  if (!natural_sid.empty() && natural_sid != sid) out["model_sid"] = natural_sid;
+  return out;
+}
+
+json Api::Impl::item_json(const storage::Item& item, bool with_vector, bool with_payload) const {
+  json out = place_json(item.id, item.sid, item.collision_suffix, item.natural_sid);
   if (with_payload) out["payload"] = payload_json(item.payload, options.max_json_depth);
   if (with_vector) out["vector"] = json_floats(item.vector.data(), item.vector.size());
   return out;

@@ -96,18 +96,17 @@ json Api::Impl::placed_hits_json(const Collection& collection,
     if (item) model_sid.emplace(item->id, std::move(item->natural_sid));
   }
   ResponseBudget rows_budget(options.max_response_bytes, ask_less);
+  const std::vector<std::int32_t> unmoved;
   json out = json::array();
   for (const auto& list : hits) {
     json rows = json::array();
     for (const auto& hit : list) {
-      json row = {{"id", hit.id}, {"sid", hit.sid}, {"collision_suffix", hit.collision_suffix}};
       // (A record deleted since the search leaves the row as the search saw it.)
-      if (const auto found = model_sid.find(hit.id);
-          found != model_sid.end() && found->second != hit.sid) {
-        row["model_sid"] = found->second;
-      }
+      const auto found = model_sid.find(hit.id);
+      const auto& natural = found != model_sid.end() ? found->second : unmoved;
+      rows_budget.charge(place_json_bytes(hit.sid.size(), natural.size()));
+      json row = place_json(hit.id, hit.sid, hit.collision_suffix, natural);
       row["score"] = json_float(hit.distance);
-      rows_budget.charge(96 + 24 * hit.sid.size());  // no fewer bytes than the row's text
       rows.push_back(std::move(row));
     }
     out.push_back(std::move(rows));

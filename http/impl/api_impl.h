@@ -174,8 +174,13 @@ class ResponseBudget {
 
 // About as many bytes as item_json gives for `item` (no fewer): the stored payload text, up to 16
 // bytes a float of the vector, the SIDs and the fixed fields.
+// ... and of its place alone (id, SID, suffix, the model's SID when it differs): what place_json
+// gives.
+inline std::size_t place_json_bytes(std::size_t sid_codes, std::size_t natural_sid_codes) {
+  return 96 + 8 * (sid_codes + natural_sid_codes);
+}
 inline std::size_t item_json_bytes(const storage::Item& item, bool with_vector, bool with_payload) {
-  return 96 + 8 * (item.sid.size() + item.natural_sid.size()) +
+  return place_json_bytes(item.sid.size(), item.natural_sid.size()) +
          (with_payload ? item.payload.size() + 8 : 0) + (with_vector ? 16 * item.vector.size() : 0);
 }
 
@@ -255,6 +260,10 @@ struct Api::Impl {
                         const std::vector<std::vector<storage::SearchHit>>& hits,
                         const std::string& ask_less) const;
   json item_json(const storage::Item& item, bool with_vector, bool with_payload) const;
+  // An item's place: {"id", "sid", "collision_suffix"}, plus "model_sid" when the relocate policy
+  // moved it (natural_sid non-empty and unlike sid). item_json and hit rows start from it.
+  static json place_json(std::uint64_t id, const std::vector<std::int32_t>& sid,
+                         std::uint16_t suffix, const std::vector<std::int32_t>& natural_sid);
   // The items of `ids` (nullopt where missing), fetched in small chunks; each found item is
   // charged to `budget` as item_json_bytes(item, with_vector, with_payload), so an answer too
   // large fails before the rest is read.
