@@ -63,6 +63,7 @@ struct Args {
          trie_next_fraction = 0;
   int clients = 4, k = 10;
   bool in_process = false;
+  bool prefetch = true;
   bool with_payload = true;  // what HTTP search asks for (the API's default: true)
 };
 
@@ -258,6 +259,15 @@ int run_in_process(const Args& args, const semid::FloatMatrix& queries) {
     std::fprintf(stderr, "%s\n", collection.status().to_string().c_str());
     return 1;
   }
+  // As `semid serve` does after start-up (--prefetch-reconstructions): the reconstruction cache
+  // filled before the first search, so both sides are measured warm.
+  if (args.prefetch) {
+    for (std::size_t position = 0;;) {
+      auto next = (*collection)->prefetch_reconstructions(position, 1024);
+      if (!next || *next == position) break;
+      position = *next;
+    }
+  }
   const auto deadline = Clock::now() + std::chrono::duration<double>(args.seconds);
   Latencies one;
   std::size_t q = 0;
@@ -334,6 +344,9 @@ int main(int argc, char** argv) {
   app.add_option("--with-payload", args.with_payload,
                  "HTTP searches ask for payloads (false: ids, SIDs and scores only)");
   app.add_option("--data-dir", args.data_dir, "With --in-process");
+  app.add_option("--prefetch", args.prefetch,
+                 "With --in-process: fill the reconstruction cache first, as semid serve does")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (args.write_fraction + args.update_fraction + args.delete_fraction > 1.0) {
     std::fprintf(stderr, "--write-fraction + --update-fraction + --delete-fraction must be <= 1\n");

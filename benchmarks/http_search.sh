@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # HTTP search next to in-process search on the GloVe collection that `scripts/run` builds: the
-# server on core 1 with one worker, bench_load on core 0 (CLIENTS keep-alive clients), searches
+# server on core 1 with one worker, measured once its reconstruction cache is filled (both
+# sides), bench_load on core 0 (CLIENTS keep-alive clients), searches
 # with payloads (the API's default) and without, then `bench_load --in-process` on core 1; ROUNDS
 # alternating rounds of SECONDS_PER_ROUND each; prints the medians.
 # Usage: [ROUNDS=3] [SECONDS_PER_ROUND=8] [CLIENTS=1] benchmarks/http_search.sh [DATA_DIR]   (default: data)
@@ -25,9 +26,10 @@ row() {  # $1 = name; stdin = a bench_load table; appends "QPS p50 p99" to $work
 for r in $(seq 1 "$rounds"); do
   port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   taskset -c 1 "$semid" serve --data-dir "$data/store" --port "$port" --threads 1 --no-access-log \
-    2>/dev/null &
+    2>"$work/serve.log" &
   pid=$!
-  for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+  # Ready, and the reconstruction cache filled (the prefetch after start-up), as in-process below.
+  for _ in $(seq 1 600); do grep -q "reconstructions of" "$work/serve.log" && break; sleep 0.1; done
   for payload in true false; do
     taskset -c 0 "$bench" --port "$port" --collection glove --queries "$queries" --seconds "$secs" \
       --clients "$clients" --write-fraction 0 --with-payload "$payload" | row "http_$payload"

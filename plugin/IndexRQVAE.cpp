@@ -230,6 +230,37 @@ void IndexRQVAE::set_reconstruction_cache_bytes(std::size_t bytes) {
   reconstructions_.resize(static_cast<std::size_t>(ntotal), bytes);
 }
 
+std::size_t IndexRQVAE::prefetch_reconstructions(idx_t begin, idx_t count) const {
+  if (!reconstructions_.enabled() || begin < 0 || count <= 0 || begin >= ntotal) return 0;
+  const idx_t end = std::min(ntotal, begin + count);
+  std::vector<std::uint64_t> positions;
+  for (idx_t p = begin; p < end; ++p) {
+    if (!reconstructions_.contains(codes.data() + p * code_size)) {
+      positions.push_back(static_cast<std::uint64_t>(p));
+    }
+  }
+  // One position per distinct SID (items sharing a SID share its entry).
+  const auto sid_less = [this](std::uint64_t a, std::uint64_t b) {
+    const int c =
+        std::memcmp(codes.data() + a * code_size, codes.data() + b * code_size, code_size);
+    return c != 0 ? c < 0 : a < b;
+  };
+  const auto sid_equal = [this](std::uint64_t a, std::uint64_t b) {
+    return std::memcmp(codes.data() + a * code_size, codes.data() + b * code_size, code_size) == 0;
+  };
+  std::sort(positions.begin(), positions.end(), sid_less);
+  positions.erase(std::unique(positions.begin(), positions.end(), sid_equal), positions.end());
+  if (positions.empty()) return 0;
+  const RqvaeSearch search(*this, nullptr, 1);
+  std::vector<float> rows(positions.size() * static_cast<std::size_t>(d));
+  search.decode_for_ranking(positions.size(), positions.data(), rows.data(), /*cached=*/false);
+  for (std::size_t i = 0; i < positions.size(); ++i) {
+    reconstructions_.put(codes.data() + positions[i] * code_size,
+                         rows.data() + i * static_cast<std::size_t>(d));
+  }
+  return positions.size();
+}
+
 void IndexRQVAE::index_item(std::size_t position, const std::int32_t* sid, bool group) {
   check(trie_.insert({sid, static_cast<std::size_t>(levels())}, position), "trie insert");
   if (group) {

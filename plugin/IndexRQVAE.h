@@ -89,7 +89,7 @@ struct IndexRQVAE : faiss::IndexFlatCodes {
   static constexpr idx_t kShortlistPerK = 4;
   static constexpr idx_t kMinShortlist = 64;
   // Default budget of the reconstruction cache (set_reconstruction_cache_bytes).
-  static constexpr std::size_t kDefaultReconstructionCacheBytes = std::size_t{128} << 20;
+  static constexpr std::size_t kDefaultReconstructionCacheBytes = std::size_t{256} << 20;
 
   // What train() passes to train_rqvae (trainer.h). Default: TrainOptions{} (200 epochs with
   // early stopping; set fewer for quick experiments).
@@ -142,15 +142,26 @@ struct IndexRQVAE : faiss::IndexFlatCodes {
                     const faiss::SearchParameters* params = nullptr) const override;
 
   // The shortlist rerank keeps the decoded reconstructions of the SIDs it ranks, so later searches
-  // skip the decoder for them: up to `bytes` (0 disables it), sized to about two slots per item
-  // (d floats + the SID's bytes each; 100-d items take 404 bytes, so the default 128 MiB holds
-  // ~330k). Results are the same with or without it. A budget that changes the table's size empties
-  // it; not thread-safe (call it where add or remove would be called).
+  // skip the decoder for them: up to `bytes` (0 disables it), sized to the next power of two of
+  // 5/4 slots per item (d floats + the SID's bytes each; 100-d items take 404 bytes, so the
+  // default 256 MiB holds ~660k; GloVe's 341k items take 524k slots, 212 MB once all are filled).
+  // Results are the same with or without it. A budget that changes the table's size empties it;
+  // not thread-safe (call it where add or remove would be called).
   void set_reconstruction_cache_bytes(std::size_t bytes);
   std::size_t reconstruction_cache_bytes() const { return reconstruction_cache_bytes_; }
   // Rerank rows found in the cache and decoded since the index was made.
   std::uint64_t reconstruction_cache_hits() const { return reconstructions_.hits(); }
   std::uint64_t reconstruction_cache_misses() const { return reconstructions_.misses(); }
+  // Fills the cache ahead of searches, so that the first ones after a start do not pay for the
+  // decoder: decodes the SIDs of the items at positions [begin, begin + count) that the cache
+  // lacks (positions past ntotal are ignored) and stores them, as the rerank would. Thread-safe as
+  // search is. Returns how many SIDs it decoded.
+  std::size_t prefetch_reconstructions(idx_t begin, idx_t count) const;
+  // How many items prefetching can usefully cover from position 0: ntotal, or the cache's slot
+  // count where that is smaller (0 when the cache is off).
+  idx_t prefetch_limit() const {
+    return std::min(ntotal, static_cast<idx_t>(reconstructions_.slots()));
+  }
 
   // The reconstruction of the item labelled `key` (d floats): by position after add(), by caller
   // id after add_with_ids() (hashed; a linear lookup when ids repeat).

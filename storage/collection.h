@@ -198,6 +198,13 @@ class Collection {
   // The decoded reconstruction of item `id`'s SID (dim() floats). NotFound when absent.
   Result<std::vector<float>> reconstruct(std::uint64_t id) const;
 
+  // Fills the search's reconstruction cache ahead of searches (IndexRQVAE::
+  // prefetch_reconstructions): decodes the SIDs that the cache lacks among up to `count` items
+  // from index position `begin`. Returns the position to go on from, which equals `begin` once
+  // nothing is left to prefetch. Holds the reader lock for this one step, so a caller (the
+  // server's start-up) goes in small steps while searches and writers run.
+  Result<std::size_t> prefetch_reconstructions(std::size_t begin, std::size_t count) const;
+
   // k nearest items of each of n queries (queries: n * dim() floats), closest first; fewer than k
   // when fewer items qualify. Errors: InvalidArgument for a size mismatch, k < 1, NaN/Inf, a bad
   // prefix or option combination (the index's rules, as a Status).

@@ -74,6 +74,19 @@ Result<std::vector<float>> Collection::reconstruct(std::uint64_t id) const {
   return out;
 }
 
+Result<std::size_t> Collection::prefetch_reconstructions(std::size_t begin,
+                                                         std::size_t count) const {
+  const Impl& im = *impl_;
+  std::shared_lock lock(im.state_mutex);
+  SEMID_RETURN_IF_ERROR(im.usable());
+  const IndexRQVAE& index = *im.state->index;
+  const auto limit = static_cast<std::size_t>(index.prefetch_limit());
+  if (begin >= limit) return begin;
+  const std::size_t step = std::min(count, limit - begin);
+  index.prefetch_reconstructions(static_cast<idx_t>(begin), static_cast<idx_t>(step));
+  return begin + step;
+}
+
 Result<std::vector<std::vector<SearchHit>>> Collection::search(std::size_t n,
                                                                std::span<const float> queries,
                                                                std::size_t k,

@@ -124,6 +124,42 @@ TEST(IndexRQVAE, TheReconstructionCacheAndRunSkippingChangeNoResult) {
   }
 }
 
+TEST(IndexRQVAE, PrefetchedReconstructionsServeTheFirstSearchesWithTheSameResults) {
+  for (Metric metric : {Metric::kCosine, Metric::kL2}) {
+    auto model = testing::random_model(12, 3, 16, metric);
+    IndexRQVAE index(model);
+    const auto x = testing::random_vectors(1500, 12, 31);
+    index.add(1500, x.data());
+    const auto queries = testing::random_vectors(30, 12, 32);
+    SearchParametersRQVAE shortlisted;
+    shortlisted.shortlist = 50;
+    index.set_reconstruction_cache_bytes(0);
+    EXPECT_EQ(index.prefetch_limit(), 0);
+    EXPECT_EQ(index.prefetch_reconstructions(0, index.ntotal), 0u);  // no cache: nothing to do
+    const Results uncached = search(index, queries, 5, &shortlisted);
+    index.set_reconstruction_cache_bytes(IndexRQVAE::kDefaultReconstructionCacheBytes);
+    EXPECT_EQ(index.prefetch_limit(), index.ntotal);
+    std::size_t decoded = 0;
+    for (idx_t begin = 0; begin < index.ntotal; begin += 400) {
+      decoded += index.prefetch_reconstructions(begin, 400);
+    }
+    std::set<std::string> distinct;
+    for (idx_t i = 0; i < index.ntotal; ++i) {
+      distinct.emplace(reinterpret_cast<const char*>(index.codes.data() + i * index.code_size),
+                       index.code_size);
+    }
+    EXPECT_EQ(decoded, distinct.size());  // each distinct SID once
+    EXPECT_EQ(index.prefetch_reconstructions(index.ntotal, 10), 0u);
+    const Results warm = search(index, queries, 5, &shortlisted);
+    EXPECT_EQ(warm, uncached);
+    // Four ways per bucket keep nearly every SID: the first searches barely miss.
+    EXPECT_GT(index.reconstruction_cache_hits(), 0u);
+    EXPECT_LT(index.reconstruction_cache_misses() * 50, index.reconstruction_cache_hits());
+    // What is cached is not decoded again.
+    EXPECT_LT(index.prefetch_reconstructions(0, index.ntotal), decoded / 20);
+  }
+}
+
 TEST(IndexRQVAE, CosineModeRecallIsCloseToExhaustiveOnATrainedModel) {
   const auto& set = testing::manifold_set();
   const auto d = static_cast<int>(set.base.cols);

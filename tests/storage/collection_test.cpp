@@ -412,6 +412,18 @@ TEST(CollectionRestart, ReproducesSearchResultsTrieAndCounts) {
   c.reset();
   auto reopened = Collection::open(dir);
   ASSERT_TRUE(reopened.is_ok()) << reopened.status().to_string();
+  // As `semid serve` does after start-up: the reconstruction cache filled in small steps, which
+  // end at the collection's size and change no answer.
+  std::size_t position = 0, steps = 0;
+  for (;; ++steps) {
+    auto next = (*reopened)->prefetch_reconstructions(position, 64);
+    ASSERT_TRUE(next.is_ok()) << next.status().to_string();
+    if (*next == position) break;
+    EXPECT_LE(*next, position + 64);
+    position = *next;
+  }
+  EXPECT_EQ(position, (*reopened)->size());
+  EXPECT_EQ(steps, ((*reopened)->size() + 63) / 64);
   const Observed after = observe(**reopened, queries, 25);
   EXPECT_TRUE(same_hits(before.cosine, after.cosine));
   EXPECT_TRUE(same_hits(before.prefix, after.prefix));
@@ -742,6 +754,7 @@ TEST_F(CollectionTest, ClosedCollectionRefusesEverything) {
   EXPECT_EQ(c->get(0).status().code(), Status::Code::kFailedPrecondition);
   EXPECT_EQ(c->search(1, random_vectors(1, kDim, 1), 1).status().code(),
             Status::Code::kFailedPrecondition);
+  EXPECT_EQ(c->prefetch_reconstructions(0, 10).status().code(), Status::Code::kFailedPrecondition);
   EXPECT_TRUE(c->close().is_ok());
 }
 

@@ -11,7 +11,7 @@ TEST(StoreOptions, DefaultsAreValid) {
   EXPECT_FALSE(options.sync);
   EXPECT_EQ(options.max_batch_items, 100000u);
   EXPECT_EQ(options.max_payload_bytes, 1u << 20);
-  EXPECT_EQ(options.reconstruction_cache_bytes, std::size_t{128} << 20);
+  EXPECT_EQ(options.reconstruction_cache_bytes, std::size_t{256} << 20);
 }
 
 TEST(StoreOptions, EachOutOfRangeFieldIsNamed) {
