@@ -128,12 +128,20 @@ std::vector<int> first_codes(tcp::socket& socket, beast::flat_buffer& buffer, co
 }
 
 int run_http(const Args& args, const semid::FloatMatrix& queries) {
-  const auto deadline = Clock::now() + std::chrono::duration<double>(args.seconds);
   std::mutex mutex;
   std::array<Latencies, kOps> totals;
   std::uint64_t cleanup_errors = 0;
   std::atomic<std::uint64_t> next_id{1ull << 40};  // ids far from any ingested item
   const std::string base = "/v1/collections/" + args.collection;
+  // Search bodies are written once, before the clock starts, as a load generator replays fixed
+  // requests: the clients' own JSON writing stays out of what is measured.
+  std::vector<std::string> search_bodies(queries.rows);
+  for (std::size_t q = 0; q < queries.rows; ++q) {
+    search_bodies[q] = "{\"vector\":" + vector_json(queries.row(q), queries.cols) +
+                       ",\"k\":" + std::to_string(args.k) +
+                       (args.with_payload ? "}" : ",\"with_payload\":false}");
+  }
+  const auto deadline = Clock::now() + std::chrono::duration<double>(args.seconds);
   std::vector<std::thread> threads;
   for (int c = 0; c < args.clients; ++c) {
     threads.emplace_back([&, c] {
@@ -170,7 +178,8 @@ int run_http(const Args& args, const semid::FloatMatrix& queries) {
                                                                  : kSearch;
         if (op == kTrieNext && codes.empty()) op = kSearch;
         if ((op == kUpdate || op == kDelete) && inserted.empty()) op = kInsert;
-        const float* v = queries.row(q % queries.rows);
+        const std::size_t row = q % queries.rows;
+        const float* v = queries.row(row);
         q += static_cast<std::size_t>(args.clients);
         Answer answer;
         if (op == kTrieNext) {
@@ -179,9 +188,7 @@ int run_http(const Args& args, const semid::FloatMatrix& queries) {
                         "{\"prefix\":[" + std::to_string(code) + "]}");
         } else if (op == kSearch) {
           answer = send(socket, buffer, args, beast_http::verb::post, base + "/search",
-                        "{\"vector\":" + vector_json(v, queries.cols) +
-                            ",\"k\":" + std::to_string(args.k) +
-                            (args.with_payload ? "}" : ",\"with_payload\":false}"));
+                        search_bodies[row]);
         } else if (op == kInsert) {
           const std::uint64_t id = next_id++;
           answer = send(socket, buffer, args, beast_http::verb::put, base + "/items",

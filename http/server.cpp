@@ -44,6 +44,9 @@ Status ServerOptions::validate() const {
     return bad("read_timeout", std::to_string(read_timeout.count()), "must be > 0 ms");
   if (write_timeout.count() <= 0)
     return bad("write_timeout", std::to_string(write_timeout.count()), "must be > 0 ms");
+  if (busy_poll.count() < 0 || busy_poll > std::chrono::seconds(1)) {
+    return bad("busy_poll", std::to_string(busy_poll.count()), "must be in [0, 1000000] us");
+  }
   if (shutdown_grace.count() < 0)
     return bad("shutdown_grace", std::to_string(shutdown_grace.count()), "must be >= 0 ms");
   if (idle_timeout.count() <= 0 || idle_timeout > read_timeout) {
@@ -88,6 +91,8 @@ struct Server::Impl {
         workers(static_cast<std::size_t>(options.worker_threads)) {}
 
   void accept();
+  // What each I/O thread runs: the io_context, busy-polling between requests (busy_poll).
+  void run_io();
   void run_handler(const Request& request, Response& response);
   // Registers a new connection, most recently active. False (and not registered) when the cap is
   // reached and no idle or mid-request connection could be closed to make room.
@@ -383,6 +388,23 @@ void Server::Impl::accept() {
       });
 }
 
+void Server::Impl::run_io() {
+  if (options.busy_poll.count() == 0) {
+    ioc.run();
+    return;
+  }
+  using Clock = std::chrono::steady_clock;
+  while (!ioc.stopped()) {
+    if (ioc.run_one() == 0) return;  // blocks until an event; 0 once stopped
+    // Poll on while nothing is in flight: a request handed to a worker, which may share this
+    // core, is not competed with.
+    auto until = Clock::now() + options.busy_poll;
+    while (in_flight == 0 && !ioc.stopped() && Clock::now() < until) {
+      if (ioc.poll() > 0) until = Clock::now() + options.busy_poll;
+    }
+  }
+}
+
 void Server::Impl::run_handler(const Request& request, Response& response) {
   if (draining) {
     response = error_response(request, HttpStatus::service_unavailable, "draining",
@@ -427,7 +449,7 @@ Status Server::start() {
   impl_->port = impl_->acceptor.local_endpoint().port();
   impl_->accept();
   for (int i = 0; i < impl_->options.io_threads; ++i) {
-    impl_->io_threads.emplace_back([impl = impl_.get()] { impl->ioc.run(); });
+    impl_->io_threads.emplace_back([impl = impl_.get()] { impl->run_io(); });
   }
   return Status::ok();
 }

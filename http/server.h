@@ -59,6 +59,13 @@ struct ServerOptions {
   // the worker pool (for microsecond reads: the hand-off costs two thread wake-ups). Must be
   // cheap and never block. Default: none (every request goes to the pool).
   std::function<bool(const Request&)> run_inline;
+  // After handling an event while no request is in flight, an I/O thread keeps polling its
+  // sockets (without sleeping) this long for the next one before it blocks: a keep-alive client's
+  // next request is then read without the thread being put to sleep and woken, which costs tens of
+  // microseconds on a virtual machine. Spins only between requests, never while one is being
+  // answered, so it takes no CPU from the workers; idle, it costs nothing. 0: never. Default:
+  // 50 us (the value Linux's documentation suggests for its socket busy polling, busy_read).
+  std::chrono::microseconds busy_poll{50};
   // Deadline for writing one response. Default: 30 s.
   std::chrono::milliseconds write_timeout = std::chrono::seconds(30);
   // How long stop() waits for in-flight requests. Default: 10 s.

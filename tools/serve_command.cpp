@@ -44,6 +44,7 @@ struct ServeArgs {
   http::ApiOptions api;
   double idle_timeout_s = seconds(server.idle_timeout);
   double read_timeout_s = seconds(server.read_timeout);
+  long busy_poll_us = server.busy_poll.count();
 
   static double seconds(std::chrono::milliseconds ms) {
     return static_cast<double>(ms.count()) / 1e3;
@@ -112,6 +113,7 @@ void run_serve(const ServeArgs& args) {
   };
   server_options.idle_timeout = ServeArgs::millis(args.idle_timeout_s);
   server_options.read_timeout = ServeArgs::millis(args.read_timeout_s);
+  server_options.busy_poll = std::chrono::microseconds(args.busy_poll_us);
   throw_if_error(server_options.validate());
   http::Server server(server_options, api.handler());
   throw_if_error(server.start());
@@ -220,6 +222,13 @@ void register_serve_command(CLI::App& app) {
                    "Seconds to read one whole request, from its first byte (>= --idle-timeout)")
       ->capture_default_str()
       ->check(CLI::Range(0.001, 3600.0));
+  serve
+      ->add_option("--busy-poll-us", args->busy_poll_us,
+                   "After an event, with no request in flight, I/O threads poll this many "
+                   "microseconds for the next one before sleeping (lower latency for busy "
+                   "keep-alive clients; 0: never)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000000));
   serve->add_flag("--no-access-log", args->no_access_log, "Do not log one line per request");
   serve->callback([args] { run_serve(*args); });
 }

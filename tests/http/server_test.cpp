@@ -276,6 +276,39 @@ TEST(ServerOptions, RejectsBadValues) {
   o = ServerOptions{};
   o.worker_threads = 0;
   EXPECT_NE(o.validate().message().find("worker_threads"), std::string::npos);
+  for (const std::chrono::microseconds bad : {-1us, std::chrono::microseconds(1001ms)}) {
+    o = ServerOptions{};
+    o.busy_poll = bad;
+    EXPECT_NE(o.validate().message().find("busy_poll"), std::string::npos);
+  }
+}
+
+TEST(Server, BusyPollingServesInlineAndPooledRequestsAndStopsPromptly) {
+  // A poll window far longer than the test: the I/O thread is polling whenever no request is in
+  // flight, and must still hand requests to the pool, answer inline ones, and stop.
+  ServerOptions o = test_options();
+  o.busy_poll = 1s;
+  o.worker_threads = 1;
+  std::atomic<int> pooled{0};
+  o.run_inline = [](const Request& request) { return request.target() == "/quick"; };
+  Server server(o, [&](const Request& request) {
+    if (request.target() != "/quick") ++pooled;
+    return echo(request);
+  });
+  ASSERT_TRUE(server.start().is_ok());
+  {
+    TestClient client(server.port());
+    for (int i = 0; i < 20; ++i) {
+      const std::string target = i % 2 == 0 ? "/quick" : "/pooled";
+      auto r = client.request(Verb::get, target);
+      ASSERT_EQ(r.result(), HttpStatus::ok);
+      EXPECT_EQ(nlohmann::json::parse(r.body())["target"], target);
+    }
+  }
+  EXPECT_EQ(pooled, 10);
+  const auto start = std::chrono::steady_clock::now();
+  server.stop();  // nothing in flight: no grace to wait out, and the polling loop ends
+  EXPECT_LT(std::chrono::steady_clock::now() - start, o.shutdown_grace);
 }
 
 TEST(Server, BindFailureNamesTheAddress) {
