@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "http/api.h"
 #include "index/vecs_io.h"
 #include "storage/collection_manager.h"
 
@@ -64,6 +65,7 @@ struct Args {
   int clients = 4, k = 10;
   bool in_process = false;
   bool prefetch = true;
+  bool through_api = false;
   bool with_payload = true;  // what HTTP search asks for (the API's default: true)
 };
 
@@ -290,6 +292,37 @@ int run_in_process(const Args& args, const semid::FloatMatrix& queries) {
     }
     one.ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
   }
+  // The same searches as HTTP requests handed to the API layer directly (no sockets): what the
+  // server does per request besides the transport (reading the JSON body, the answer).
+  Latencies api_rows;
+  if (args.through_api) {
+    semid::http::ApiOptions options;
+    options.access_log = false;  // as the benchmark scripts serve (--no-access-log)
+    semid::http::Api api(**manager, options);
+    api.set_readiness(semid::http::Readiness::kReady);
+    std::vector<std::string> bodies(queries.rows);
+    for (std::size_t r = 0; r < queries.rows; ++r) {
+      bodies[r] = "{\"vector\":" + vector_json(queries.row(r), queries.cols) +
+                  ",\"k\":" + std::to_string(args.k) +
+                  (args.with_payload ? "}" : ",\"with_payload\":false}");
+    }
+    const std::string target = "/v1/collections/" + args.collection + "/search";
+    const auto end = Clock::now() + std::chrono::duration<double>(args.seconds);
+    for (std::size_t i = 0; Clock::now() < end; ++i) {
+      semid::http::Request request{beast_http::verb::post, target, 11};
+      request.set(beast_http::field::content_type, "application/json");
+      request.body() = bodies[i % bodies.size()];
+      request.prepare_payload();
+      const auto start = Clock::now();
+      const semid::http::Response response = api.handle(request);
+      const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+      if (response.result_int() != 200) {
+        ++api_rows.errors;
+      } else {
+        api_rows.ms.push_back(ms);
+      }
+    }
+  }
   // next_tokens under each populated depth-1 prefix, one at a time.
   Latencies next;
   if (args.trie_next_fraction > 0) {
@@ -314,8 +347,9 @@ int run_in_process(const Args& args, const semid::FloatMatrix& queries) {
   std::printf(
       "|------------------------|-----------|-----------|----------|----------|--------|\n");
   print_row("search (in-process)", one, args.seconds);
+  if (args.through_api) print_row("search (Api::handle)", api_rows, args.seconds);
   if (!next.ms.empty()) print_row("trie/next d1 (in-proc)", next, args.seconds / 4);
-  return one.errors + next.errors == 0 ? 0 : 1;
+  return one.errors + next.errors + api_rows.errors == 0 ? 0 : 1;
 }
 
 }  // namespace
@@ -351,6 +385,9 @@ int main(int argc, char** argv) {
   app.add_option("--with-payload", args.with_payload,
                  "HTTP searches ask for payloads (false: ids, SIDs and scores only)");
   app.add_option("--data-dir", args.data_dir, "With --in-process");
+  app.add_flag("--through-api", args.through_api,
+               "With --in-process: also hand the same searches to the HTTP API layer "
+               "(http::Api::handle, no sockets)");
   app.add_option("--prefetch", args.prefetch,
                  "With --in-process: fill the reconstruction cache first, as semid serve does")
       ->capture_default_str();

@@ -1,10 +1,13 @@
 #include "http/json_fields.h"
 
+#include <simdjson.h>
+
 #include <cfloat>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -53,16 +56,58 @@ bool json_depth_within(std::string_view text, int max_depth) {
   return true;
 }
 
-json parse_json_object(std::string_view text, int max_depth) {
-  if (!json_depth_within(text, max_depth)) {
-    throw_api_error(
-        HttpStatus::bad_request, "invalid_json",
-        "the body nests arrays and objects deeper than " + std::to_string(max_depth) + " levels");
+namespace {
+
+// The request readers work on nlohmann::json values; simdjson parses the text. A 100-float search
+// body takes ~5.6 us through simdjson and the conversion below, 23.5 us through nlohmann's own
+// parser (one core, 2,066 bytes). The conversion also refuses a key repeated in one object
+// (nlohmann would keep the last, another parser may keep the first).
+json to_nlohmann(simdjson::dom::element e) {
+  using Type = simdjson::dom::element_type;
+  switch (e.type()) {
+    case Type::ARRAY: {
+      const simdjson::dom::array array = e.get_array().value_unsafe();
+      json::array_t out;
+      out.reserve(array.size());
+      for (const simdjson::dom::element v : array) out.push_back(to_nlohmann(v));
+      return json(std::move(out));
+    }
+    case Type::OBJECT: {
+      const simdjson::dom::object object = e.get_object().value_unsafe();
+      json out = json::object();
+      auto& members = out.get_ref<json::object_t&>();
+      for (const simdjson::dom::key_value_pair member : object) {
+        if (!members.emplace(std::string(member.key), to_nlohmann(member.value)).second) {
+          throw_api_error(
+              HttpStatus::bad_request, "invalid_json",
+              "the body repeats the key '" + std::string(member.key) + "' in one object");
+        }
+      }
+      return out;
+    }
+    case Type::INT64: {  // as nlohmann reads them: unsigned unless negative
+      const std::int64_t v = e.get_int64().value_unsafe();
+      return v >= 0 ? json(static_cast<json::number_unsigned_t>(v))
+                    : json(static_cast<json::number_integer_t>(v));
+    }
+    case Type::UINT64:
+      return json(static_cast<json::number_unsigned_t>(e.get_uint64().value_unsafe()));
+    case Type::DOUBLE:
+      return json(e.get_double().value_unsafe());
+    case Type::STRING:
+      return json(std::string(e.get_string().value_unsafe()));
+    case Type::BOOL:
+      return json(e.get_bool().value_unsafe());
+    case Type::NULL_VALUE:
+      break;
   }
-  if (const auto nul = text.find('\0'); nul != std::string_view::npos) {
-    throw_api_error(HttpStatus::bad_request, "invalid_json",
-                    "the body holds a NUL byte at offset " + std::to_string(nul));
-  }
+  return json(nullptr);
+}
+
+// nlohmann's parser, for what simdjson refuses but JSON allows: integers beyond 64 bits (which
+// nlohmann reads as doubles, as before simdjson), and numbers out of a double's range (which it
+// refuses with its own message).
+json parse_with_nlohmann(std::string_view text) {
   try {
     std::vector<std::set<std::string>> keys;  // per open object, its keys so far
     const json::parser_callback_t no_duplicates = [&keys](int, json::parse_event_t event,
@@ -77,12 +122,45 @@ json parse_json_object(std::string_view text, int max_depth) {
       }
       return true;
     };
-    json body = json::parse(text, no_duplicates);
-    if (!body.is_object()) throw_invalid_field("the body must be a JSON object");
-    return body;
+    return json::parse(text, no_duplicates);
   } catch (const json::exception& e) {  // parse_error, or out_of_range for a number overflow
     throw_api_error(HttpStatus::bad_request, "invalid_json", e.what());
   }
+}
+
+// Bodies up to this size reuse one parser per thread (simdjson keeps buffers of several times
+// the largest document it has seen); a larger one gets a parser of its own, freed after.
+constexpr std::size_t kReusedParserBytes = std::size_t{1} << 20;
+
+}  // namespace
+
+json parse_json_object(std::string_view text, int max_depth) {
+  if (!json_depth_within(text, max_depth)) {
+    throw_api_error(
+        HttpStatus::bad_request, "invalid_json",
+        "the body nests arrays and objects deeper than " + std::to_string(max_depth) + " levels");
+  }
+  if (const auto nul = text.find('\0'); nul != std::string_view::npos) {
+    throw_api_error(HttpStatus::bad_request, "invalid_json",
+                    "the body holds a NUL byte at offset " + std::to_string(nul));
+  }
+  thread_local simdjson::dom::parser reused;
+  std::optional<simdjson::dom::parser> own;
+  simdjson::dom::parser& parser = text.size() <= kReusedParserBytes ? reused : own.emplace();
+  // realloc_if_needed: the text is copied into a padded buffer (simdjson reads past the end).
+  const auto parsed = parser.parse(text.data(), text.size(), /*realloc_if_needed=*/true);
+  json body;
+  if (parsed.error() == simdjson::NUMBER_ERROR || parsed.error() == simdjson::NUMBER_OUT_OF_RANGE) {
+    body = parse_with_nlohmann(text);
+  } else if (parsed.error() != simdjson::SUCCESS) {
+    throw_api_error(
+        HttpStatus::bad_request, "invalid_json",
+        std::string("the body is not valid JSON: ") + simdjson::error_message(parsed.error()));
+  } else {
+    body = to_nlohmann(parsed.value_unsafe());
+  }
+  if (!body.is_object()) throw_invalid_field("the body must be a JSON object");
+  return body;
 }
 
 namespace {

@@ -99,6 +99,34 @@ TEST(JsonFields, UnknownAndMissingFieldsAre400) {
   EXPECT_EQ(error_of([] { Fields f(json::array(), "items[2]"); }).code, "invalid_field");
 }
 
+TEST(JsonFields, BodiesParseToWhatNlohmannWouldGive) {
+  // Through simdjson, with nlohmann's types: non-negative integers unsigned, negative signed,
+  // doubles, strings, nesting; and what simdjson refuses but JSON allows (integers past 64 bits)
+  // through nlohmann, as doubles.
+  const std::string text =
+      R"({"ids": [0, 7, 18446744073709551615], "neg": -9223372036854775808, "x": [1.5, -0.0, )"
+      R"(1e-300], "s": "caf\u00e9 \"q\"", "t": true, "n": null, "o": {"a": {}, "b": []}})";
+  const json body = parse_json_object(text, 8);
+  EXPECT_EQ(body, json::parse(text));
+  EXPECT_TRUE(body["ids"][1].is_number_unsigned());
+  EXPECT_TRUE(body["neg"].is_number_integer() && !body["neg"].is_number_unsigned());
+  const std::string big = R"({"id": 123456789012345678901234567890})";
+  EXPECT_EQ(parse_json_object(big, 8), json::parse(big));
+  EXPECT_TRUE(parse_json_object(big, 8)["id"].is_number_float());
+  // A body past the reused parser's size parses with a parser of its own.
+  std::string large = R"({"v": [)";
+  for (int i = 0; i < 200000; ++i) large += (i > 0 ? ",0.125" : "0.125");
+  large += "]}";
+  ASSERT_GT(large.size(), std::size_t{1} << 20);
+  EXPECT_EQ(parse_json_object(large, 8)["v"].size(), 200000u);
+  for (const std::string bad : {R"({"a": 1} x)", R"({"a": 1e400})", R"({"a": 01})", "{", "",
+                                R"({"a": "\x"})", R"({"a": 1, "a": 1})", "[1]"}) {
+    const ApiError e = error_of([&] { parse_json_object(bad, 8); });
+    EXPECT_EQ(e.status, HttpStatus::bad_request) << bad;
+    EXPECT_EQ(e.code, bad == "[1]" ? "invalid_field" : "invalid_json") << bad << ": " << e.message;
+  }
+}
+
 TEST(JsonFields, DepthScanSkipsBracketsInsideStrings) {
   EXPECT_TRUE(json_depth_within("[[[]]]", 3));
   EXPECT_FALSE(json_depth_within("[[[[]]]]", 3));
