@@ -77,9 +77,16 @@ struct Server::Impl {
   // What the connection cap needs of a session: its phase and a way to close it.
   struct Connection {
     enum class Phase { kIdle, kReading, kBusy };
+    using Clock = std::chrono::steady_clock;
     virtual ~Connection() = default;
     virtual void evict() = 0;  // closes the connection on its own strand
+    // The deadline of the operation under way (idle wait, request read, answer write): a time
+    // point's count, 0 for none. Sessions set it, the sweeper closes connections past it.
+    void expires_after(std::chrono::milliseconds timeout) {
+      deadline = (Clock::now() + timeout).time_since_epoch().count();
+    }
     std::atomic<Phase> phase{Phase::kIdle};
+    std::atomic<Clock::rep> deadline{0};
     std::list<std::weak_ptr<Connection>>::iterator place;  // in `connections`, under its mutex
   };
 
@@ -91,6 +98,11 @@ struct Server::Impl {
         workers(static_cast<std::size_t>(options.worker_threads)) {}
 
   void accept();
+  // Every sweep_interval, closes the connections whose deadline has passed. One timer for the
+  // server instead of one per operation: rearming a per-connection timer cost a timerfd_settime
+  // call, about 4 us of every request on a keep-alive connection (trie/next p50 54 -> 50 us).
+  void sweep();
+  std::chrono::milliseconds sweep_interval() const;
   // What each I/O thread runs: the io_context, busy-polling between requests (busy_poll).
   void run_io();
   void run_handler(const Request& request, Response& response);
@@ -118,6 +130,7 @@ struct Server::Impl {
   // accept() failures (EMFILE when file descriptors run out, ...) back off instead of spinning:
   // 10 ms doubling to 1 s, reset by the next success; logged at most once a second.
   asio::steady_timer accept_retry{acceptor.get_executor()};  // on the acceptor's strand
+  asio::steady_timer sweeper{acceptor.get_executor()};       // also on the acceptor's strand
   std::chrono::milliseconds accept_backoff{0};
   std::chrono::steady_clock::time_point last_accept_log{};
   std::size_t accept_failures_unlogged = 0;
@@ -200,7 +213,7 @@ class Session : public Server::Impl::Connection, public std::enable_shared_from_
   void read() {
     phase = Phase::kIdle;
     if (buffer_.size() > 0) return read_request();  // a pipelined request is already here
-    stream_.expires_after(server_->options.idle_timeout);
+    expires_after(server_->options.idle_timeout);
     stream_.async_read_some(buffer_.prepare(4096),
                             [self = shared_from_this()](beast::error_code ec, std::size_t n) {
                               self->buffer_.commit(n);
@@ -215,7 +228,7 @@ class Session : public Server::Impl::Connection, public std::enable_shared_from_
     parser_->body_limit(server_->options.body_limit);
     parser_->header_limit(static_cast<std::uint32_t>(server_->options.header_limit));
     // One deadline over the whole request read: headers, any 100-continue, and the body.
-    stream_.expires_after(server_->options.read_timeout);
+    expires_after(server_->options.read_timeout);
     beast::http::async_read_header(
         stream_, buffer_, *parser_,
         beast::bind_front_handler(&Session::on_header, shared_from_this()));
@@ -292,6 +305,7 @@ class Session : public Server::Impl::Connection, public std::enable_shared_from_
   void on_read(beast::error_code ec, std::size_t) {
     if (ec) return on_read_error(ec);
     phase = Phase::kBusy;
+    deadline = 0;  // a handler takes as long as it takes; the answer's write has its own
     server_->touch(*this);
     auto request = std::make_shared<Request>(parser_->release());
     auto self = shared_from_this();
@@ -323,7 +337,7 @@ class Session : public Server::Impl::Connection, public std::enable_shared_from_
     phase = Phase::kBusy;
     counts_in_flight_ = counts_in_flight;
     response_ = std::make_shared<Response>(std::move(response));
-    stream_.expires_after(server_->options.write_timeout);
+    expires_after(server_->options.write_timeout);
     beast::http::async_write(stream_, *response_,
                              beast::bind_front_handler(&Session::on_write, shared_from_this()));
   }
@@ -388,6 +402,33 @@ void Server::Impl::accept() {
       });
 }
 
+std::chrono::milliseconds Server::Impl::sweep_interval() const {
+  // A tenth of the shortest timeout, within [5 ms, 250 ms]: deadlines are kept to within 10%.
+  const auto shortest =
+      std::min({options.idle_timeout, options.read_timeout, options.write_timeout});
+  return std::clamp(shortest / 10, std::chrono::milliseconds(5), std::chrono::milliseconds(250));
+}
+
+void Server::Impl::sweep() {
+  sweeper.expires_after(sweep_interval());
+  sweeper.async_wait([this](beast::error_code ec) {
+    if (ec || !acceptor.is_open()) return;  // stopping
+    const auto now = Connection::Clock::now().time_since_epoch().count();
+    {
+      std::lock_guard lock(connections_mutex);
+      for (const auto& weak : connections) {
+        const auto connection = weak.lock();
+        if (!connection) continue;
+        auto due = connection->deadline.load();
+        if (due != 0 && due < now && connection->deadline.compare_exchange_strong(due, 0)) {
+          connection->evict();
+        }
+      }
+    }
+    sweep();
+  });
+}
+
 void Server::Impl::run_io() {
   if (options.busy_poll.count() == 0) {
     ioc.run();
@@ -448,6 +489,7 @@ Status Server::start() {
   if (ec) return fail("listen on");
   impl_->port = impl_->acceptor.local_endpoint().port();
   impl_->accept();
+  asio::post(impl_->acceptor.get_executor(), [impl = impl_.get()] { impl->sweep(); });
   for (int i = 0; i < impl_->options.io_threads; ++i) {
     impl_->io_threads.emplace_back([impl = impl_.get()] { impl->run_io(); });
   }
@@ -469,6 +511,7 @@ void Server::stop() {
     beast::error_code ec;
     impl->acceptor.close(ec);
     impl->accept_retry.cancel();
+    impl->sweeper.cancel();
   });
   {
     std::unique_lock lock(impl_->mutex);

@@ -36,6 +36,17 @@ Response echo(const Request& request) {
                         {"body_bytes", request.body().size()}});
 }
 
+// Waits up to `limit` for `done`.
+template <typename F>
+bool eventually(F done, std::chrono::milliseconds limit = 3000ms) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
 TEST(Server, AnswersAndKeepsTheConnectionAlive) {
   Server server(test_options(), echo);
   ASSERT_TRUE(server.start().is_ok());
@@ -108,6 +119,40 @@ TEST(Server, SlowClientIsCutOffByTheReadDeadline) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
 }
 
+TEST(Server, AHandlerLongerThanEveryTimeoutIsStillAnswered) {
+  // The read and idle deadlines (500 ms) end when the request is read: a handler that takes
+  // longer is not cut off by the deadline sweep, and the connection stays usable.
+  Server server(test_options(), [](const Request& request) {
+    std::this_thread::sleep_for(1200ms);
+    return echo(request);
+  });
+  ASSERT_TRUE(server.start().is_ok());
+  TestClient client(server.port());
+  for (int i = 0; i < 2; ++i) {
+    auto r = client.request(Verb::get, "/slow");
+    EXPECT_EQ(r.result(), HttpStatus::ok);
+  }
+}
+
+TEST(Server, AClientThatNeverReadsIsCutOffByTheWriteDeadline) {
+  // A large answer to a client that does not read fills the socket buffers; the write deadline
+  // closes the connection instead of holding it (and the answer) forever.
+  ServerOptions o = test_options();
+  o.write_timeout = 300ms;
+  const std::string big(std::size_t{64} << 20, 'x');
+  Server server(o, [&big](const Request& request) {
+    Response response{boost::beast::http::status::ok, request.version()};
+    response.body() = big;
+    response.prepare_payload();
+    return response;
+  });
+  ASSERT_TRUE(server.start().is_ok());
+  TestClient client(server.port());
+  client.send_raw("GET /big HTTP/1.1\r\nHost: a\r\n\r\n");
+  std::this_thread::sleep_for(1500ms);  // never reading: the server's write stalls
+  EXPECT_TRUE(eventually([&] { return server.connections() == 0; }));
+}
+
 TEST(Server, ExpectContinueIsAnswered) {
   Server server(test_options(), echo);
   ASSERT_TRUE(server.start().is_ok());
@@ -151,17 +196,6 @@ TEST(Server, StopFinishesInFlightRequestsThenRefusesConnections) {
   stopper.join();
   EXPECT_EQ(r.result(), HttpStatus::ok);
   EXPECT_THROW(TestClient late(port), boost::system::system_error);
-}
-
-// Waits up to `limit` for `done`.
-template <typename F>
-bool eventually(F done, std::chrono::milliseconds limit = 3000ms) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
 }
 
 TEST(Server, IdleKeepAliveConnectionsCloseAfterTheIdleTimeoutNotTheReadTimeout) {
